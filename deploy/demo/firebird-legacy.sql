@@ -1,0 +1,38 @@
+-- The legacy schema every unit's Firebird database already has (Firebird 2.5 dialect 3).
+-- Created here only for the demo and the tests; on a real site it exists. Statements end with ';'.
+CREATE TABLE CLIENTES (
+    ID               BIGINT NOT NULL PRIMARY KEY,
+    NOME             VARCHAR(100) NOT NULL,
+    EMAIL            VARCHAR(120),
+    CIDADE           VARCHAR(60),
+    ATIVO            CHAR(1) DEFAULT 'S' NOT NULL,
+    LIMITE_CREDITO   NUMERIC(18,2),
+    DATA_NASCIMENTO  DATE,
+    REF_EXTERNA      CHAR(36),
+    ATRIBUTOS        BLOB SUB_TYPE TEXT,
+    ATUALIZADO_EM    TIMESTAMP
+);
+CREATE TABLE PRODUTOS (
+    ID               BIGINT NOT NULL PRIMARY KEY,
+    SKU              VARCHAR(30) NOT NULL,
+    DESCRICAO        VARCHAR(120) NOT NULL,
+    PRECO            NUMERIC(18,2) NOT NULL,
+    ESTOQUE          INTEGER DEFAULT 0 NOT NULL,
+    DESCONTINUADO    SMALLINT DEFAULT 0 NOT NULL
+);
+CREATE TABLE PEDIDOS (
+    ID               BIGINT NOT NULL PRIMARY KEY,
+    CLIENTE_ID       BIGINT NOT NULL REFERENCES CLIENTES (ID),
+    DATA_PEDIDO      TIMESTAMP NOT NULL,
+    SITUACAO         VARCHAR(12) NOT NULL,
+    TOTAL            NUMERIC(18,2) NOT NULL,
+    OBSERVACAO       BLOB SUB_TYPE TEXT
+);
+CREATE TABLE PEDIDO_ITENS (
+    PEDIDO_ID        BIGINT NOT NULL REFERENCES PEDIDOS (ID) ON DELETE CASCADE,
+    ITEM             INTEGER NOT NULL,
+    PRODUTO_ID       BIGINT NOT NULL,
+    QUANTIDADE       NUMERIC(12,3) NOT NULL,
+    PRECO_UNITARIO   NUMERIC(18,2) NOT NULL,
+    PRIMARY KEY (PEDIDO_ID, ITEM)
+);

@@ -1,0 +1,496 @@
+//! Typed configuration: one TOML file, secrets overridable from the environment, validated at load
+//! so that a bad file fails at start with the line at fault.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::transform::types::Op;
+
+mod upstream;
+pub use upstream::{ConflictPolicy, Fanout, UpstreamConfig, UpstreamTable};
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or a value is out of range; the message names the line and column.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The path given.
+        path: PathBuf,
+        /// toml's message, with the line at fault and a caret.
+        message: String,
+    },
+    /// A rule that spans several fields was broken.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The hub database.
+    pub postgres: PostgresConfig,
+    /// The broker.
+    pub amqp: AmqpConfig,
+    /// Credentials and charset shared by every unit's Firebird.
+    pub firebird: FirebirdConfig,
+    /// Which units exist and where their databases are.
+    pub units: UnitsConfig,
+    /// The outbox relay.
+    #[serde(default)]
+    pub relay: RelayConfig,
+    /// The unit appliers.
+    #[serde(default)]
+    pub apply: ApplyConfig,
+    /// Where transforms are loaded from and their sandbox limits.
+    pub transforms: TransformsConfig,
+    /// The whitelist: only these tables (and their listed operations) are relayed and applied.
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableConfig>,
+    /// Metrics and probes.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Firebird -> PostgreSQL: capture, the PG applier and the tables captured (docs/upstream.md).
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+}
+
+/// PostgreSQL connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user@host:port/db`; env `PONTE_POSTGRES_URL` overrides.
+    pub url: String,
+    /// Pool size.
+    #[serde(default = "defaults::pg_pool")]
+    pub max_connections: u32,
+    /// Timeout for connecting and for each statement, in milliseconds.
+    #[serde(default = "defaults::io_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// RabbitMQ connection and topology names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpConfig {
+    /// `amqp://user:pass@host:port/vhost`; env `PONTE_AMQP_URL` overrides.
+    pub url: String,
+    /// Topic exchange name; unit queues are `{exchange}.unit.{id}`, dead letters `{exchange}.dead`.
+    #[serde(default = "defaults::exchange")]
+    pub exchange: String,
+    /// Messages a unit applier may hold unacked.
+    #[serde(default = "defaults::prefetch")]
+    pub prefetch: u16,
+    /// Deliveries of one message before the broker dead-letters it (quorum `x-delivery-limit`).
+    #[serde(default = "defaults::delivery_limit")]
+    pub delivery_limit: u32,
+    /// Timeout for connecting, declaring and each publisher confirm, in milliseconds.
+    #[serde(default = "defaults::io_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// Firebird access shared by all units.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirebirdConfig {
+    /// User; env `PONTE_FIREBIRD_USER` overrides.
+    #[serde(default = "defaults::fb_user")]
+    pub user: String,
+    /// Password; env `PONTE_FIREBIRD_PASSWORD` overrides.
+    #[serde(default)]
+    pub password: String,
+    /// Connection charset. UTF8 lets the server transliterate into WIN1252/ISO8859_1 columns.
+    #[serde(default = "defaults::fb_charset")]
+    pub charset: String,
+    /// Timeout for connecting and for one apply transaction, in milliseconds.
+    #[serde(default = "defaults::fb_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// The units: an id list and a database template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitsConfig {
+    /// Unit ids: a list of ids and ranges, e.g. `"1-50"` or `"1-3,7,9-10"`.
+    pub ids: IdList,
+    /// Firebird database per unit, `{id}` replaced by the unit id, e.g.
+    /// `"127.0.0.1:/var/lib/ponte/units/unit_{id}.fdb"` (`host[/port]:path`).
+    pub database: String,
+    /// Per-unit database overrides, keyed by unit id.
+    #[serde(default)]
+    pub databases: BTreeMap<String, String>,
+    /// Id ranges (docs/upstream.md): unit N's local applications allocate ids in
+    /// `[N * id_block, (N + 1) * id_block)`, PostgreSQL below `id_block`. None: no ranges.
+    #[serde(default)]
+    pub id_block: Option<i64>,
+}
+
+impl UnitsConfig {
+    /// The id range `[low, high)` of `unit`'s local applications, when ranges are configured.
+    pub fn id_range(&self, unit: i32) -> Option<(i64, i64)> {
+        let block = self.id_block?;
+        let low = block.checked_mul(i64::from(unit))?;
+        Some((low, low.checked_add(block)?))
+    }
+}
+
+/// One configured unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// Unit id.
+    pub id: i32,
+    /// `host[/port]:path` of its Firebird database.
+    pub database: String,
+}
+
+/// A parsed list of unit ids (sorted, unique).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdList(pub Vec<i32>);
+
+impl IdList {
+    /// Parses `"1-3,7"`.
+    pub fn parse(text: &str) -> Result<IdList, String> {
+        let mut ids = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (lo, hi) = match part.split_once('-') {
+                Some((lo, hi)) => (lo.trim(), hi.trim()),
+                None => (part, part),
+            };
+            let lo: i32 = lo.parse().map_err(|_| format!("`{part}` is not an id or a range"))?;
+            let hi: i32 = hi.parse().map_err(|_| format!("`{part}` is not an id or a range"))?;
+            if lo < 1 || hi < lo || hi - lo > 10_000 {
+                return Err(format!("range `{part}` must be ascending positive ids"));
+            }
+            ids.extend(lo..=hi);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Err("no unit ids given".into());
+        }
+        Ok(IdList(ids))
+    }
+}
+
+impl<'de> Deserialize<'de> for IdList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        IdList::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The set of operations allowed for a table, written `"IUD"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpSet(pub Vec<Op>);
+
+impl OpSet {
+    /// Whether `op` is allowed.
+    pub fn allows(&self, op: Op) -> bool {
+        self.0.contains(&op)
+    }
+}
+
+impl<'de> Deserialize<'de> for OpSet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut ops = Vec::new();
+        for c in text.chars() {
+            let op = Op::from_code(&c.to_string()).ok_or_else(|| {
+                serde::de::Error::custom(format!("operation `{c}` is not one of I, U, D"))
+            })?;
+            if !ops.contains(&op) {
+                ops.push(op);
+            }
+        }
+        Ok(OpSet(ops))
+    }
+}
+
+/// Relay tuning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Rows claimed per unit per round.
+    pub batch_size: u32,
+    /// Publishes awaiting a confirm at once, across units.
+    pub max_in_flight: usize,
+    /// Fallback poll interval when no NOTIFY arrives, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Attempts before a row is marked `dead`.
+    pub max_attempts: i32,
+    /// A unit lease lasts this long without renewal, in seconds.
+    pub lease_secs: u64,
+    /// Rows in `processing` longer than this are rescued to `pending`, in seconds.
+    pub processing_timeout_secs: u64,
+    /// How often the janitor runs, in seconds.
+    pub janitor_interval_secs: u64,
+    /// Claiming pauses while payload bytes awaiting confirm exceed this.
+    pub max_in_flight_bytes: usize,
+    /// Claiming pauses while the process resident memory exceeds this many MiB.
+    pub max_rss_mib: u64,
+}
+
+/// Applier tuning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApplyConfig {
+    /// Messages applied per Firebird transaction at most.
+    pub batch_size: usize,
+    /// How long a batch waits to fill, in milliseconds.
+    pub batch_wait_ms: u64,
+    /// A foreign-key failure is retried for this long before dead-lettering, in seconds.
+    pub fk_retry_secs: u64,
+    /// SYNC_CONTROL rows older than this are pruned, in days.
+    pub ledger_retention_days: u32,
+}
+
+/// Transform loading and sandbox limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformsConfig {
+    /// Directory of `.wasm` components, watched for changes.
+    pub dir: PathBuf,
+    /// Sandbox limits and reload timings (`[transforms.limits]`); every field has a default.
+    #[serde(default)]
+    pub limits: crate::transform::EngineSettings,
+}
+
+/// One whitelisted table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// Operations allowed, e.g. `"IUD"`.
+    #[serde(default = "defaults::all_ops")]
+    pub ops: OpSet,
+    /// Transform by name (its `describe().name` or file stem); default: the one declaring the table.
+    pub transform: Option<String>,
+    /// Settings handed to the transform as a JSON object.
+    #[serde(default)]
+    pub settings: Option<toml::Table>,
+}
+
+/// The HTTP endpoint for `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address; empty disables the endpoint.
+    pub listen: String,
+}
+
+mod defaults {
+    pub fn pg_pool() -> u32 {
+        8
+    }
+    pub fn io_timeout_ms() -> u64 {
+        10_000
+    }
+    pub fn fb_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn exchange() -> String {
+        "pax".into()
+    }
+    pub fn prefetch() -> u16 {
+        500
+    }
+    pub fn delivery_limit() -> u32 {
+        20
+    }
+    pub fn fb_user() -> String {
+        "SYSDBA".into()
+    }
+    pub fn fb_charset() -> String {
+        "UTF8".into()
+    }
+    pub fn all_ops() -> super::OpSet {
+        super::OpSet(vec![
+            crate::transform::types::Op::Insert,
+            crate::transform::types::Op::Update,
+            crate::transform::types::Op::Delete,
+        ])
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            batch_size: 500,
+            max_in_flight: 1_000,
+            poll_interval_ms: 1_000,
+            max_attempts: 10,
+            lease_secs: 15,
+            processing_timeout_secs: 60,
+            janitor_interval_secs: 10,
+            max_in_flight_bytes: 64 * 1024 * 1024,
+            max_rss_mib: 1_024,
+        }
+    }
+}
+
+impl Default for ApplyConfig {
+    fn default() -> Self {
+        ApplyConfig {
+            batch_size: 200,
+            batch_wait_ms: 20,
+            fk_retry_secs: 60,
+            ledger_retention_days: 30,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9187".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses, applies env overrides and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        config.apply_env(|k| std::env::var(k).ok());
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (no env, no validation).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })
+    }
+
+    /// Applies the secret overrides from the environment.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        if let Some(v) = get("PONTE_POSTGRES_URL") {
+            self.postgres.url = v;
+        }
+        if let Some(v) = get("PONTE_AMQP_URL") {
+            self.amqp.url = v;
+        }
+        if let Some(v) = get("PONTE_FIREBIRD_USER") {
+            self.firebird.user = v;
+        }
+        if let Some(v) = get("PONTE_FIREBIRD_PASSWORD") {
+            self.firebird.password = v;
+        }
+    }
+
+    /// Cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.units.database.contains("{id}") && self.units.ids.0.len() > 1 {
+            return Err(ConfigError::Invalid(
+                "[units] database must contain `{id}` when several units are configured".into(),
+            ));
+        }
+        for key in self.units.databases.keys() {
+            let ok = key.parse::<i32>().map(|id| self.units.ids.0.contains(&id));
+            if ok != Ok(true) {
+                return Err(ConfigError::Invalid(format!(
+                    "[units.databases] key `{key}` is not a configured unit id"
+                )));
+            }
+        }
+        for (name, table) in &self.tables {
+            if name.is_empty() || name.len() > 50 || name.contains('.') || name.contains('#') {
+                return Err(ConfigError::Invalid(format!(
+                    "[tables.{name}]: a table name is 1..50 characters without `.` or `#`"
+                )));
+            }
+            if table.ops.0.is_empty() {
+                return Err(ConfigError::Invalid(format!("[tables.{name}] ops is empty")));
+            }
+        }
+        if self.relay.batch_size == 0 || self.apply.batch_size == 0 {
+            return Err(ConfigError::Invalid("batch sizes must be at least 1".into()));
+        }
+        self.upstream.validate(self)?;
+        Ok(())
+    }
+
+    /// The configured units with their resolved databases.
+    pub fn units(&self) -> Vec<Unit> {
+        self.units
+            .ids
+            .0
+            .iter()
+            .map(|&id| Unit {
+                id,
+                database: self
+                    .units
+                    .databases
+                    .get(&id.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| self.units.database.replace("{id}", &id.to_string())),
+            })
+            .collect()
+    }
+
+    /// Whether `table`/`op` is whitelisted.
+    pub fn allows(&self, table: &str, op: Op) -> bool {
+        self.tables.get(table).is_some_and(|t| t.ops.allows(op))
+    }
+
+    /// The table's settings as JSON text ("{}" when none).
+    pub fn table_settings_json(&self, table: &str) -> String {
+        self.tables
+            .get(table)
+            .and_then(|t| t.settings.as_ref())
+            .and_then(|s| serde_json::to_string(s).ok())
+            .unwrap_or_else(|| "{}".into())
+    }
+}
+
+impl PostgresConfig {
+    /// The I/O timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+impl AmqpConfig {
+    /// The I/O timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    /// The queue of a unit.
+    pub fn unit_queue(&self, unit: i32) -> String {
+        format!("{}.unit.{unit}", self.exchange)
+    }
+    /// The dead-letter exchange.
+    pub fn dead_exchange(&self) -> String {
+        format!("{}.dlx", self.exchange)
+    }
+    /// The dead-letter queue.
+    pub fn dead_queue(&self) -> String {
+        format!("{}.dead", self.exchange)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,474 @@
+//! One Firebird transaction that applies a batch of translated changes, in order: the ledger
+//! (SYNC_CONTROL) makes each correlation id take effect once, the row-version table skips a change
+//! older than what a row already has, INDICE stays ahead of every id replication writes, and the
+//! host's context flag keeps the capture triggers from echoing these writes back.
+//!
+//! The batch is optimistic: no savepoints. When a statement fails, the whole transaction rolls back
+//! and the error names the message at fault, so the caller can set that one aside and re-run the rest.
+
+use std::collections::HashMap;
+
+use rsfbclient::prelude::*;
+use rsfbclient::{FbError, SqlType};
+
+use super::block::{blockable, substitute, Block};
+use super::connect::FbConn;
+use super::error::{classify, FbFailure, FbFailureKind};
+use crate::transform::types::{Op, Output, Value};
+
+/// Name of the transaction context variable set while the host writes; capture triggers skip it.
+pub const HOST_WRITE_FLAG: &str = "PONTE_APPLY";
+
+
+/// The ledger row of one change; both apply paths use this one text.
+const LEDGER_INSERT: &str = "INSERT INTO SYNC_CONTROL (CORRELATION_ID, OUTBOX_ID, TABLE_NAME, OP, OUTCOME, APPLIED_SEQ) \
+     VALUES (?, ?, ?, ?, ?, GEN_ID(GEN_SYNC_APPLIED, 1))";
+
+/// The last applied sequence of one row; both apply paths use this one text.
+const ROW_VERSION_UPSERT: &str = "UPDATE OR INSERT INTO SYNC_ROW_VERSION (TABLE_NAME, ROW_KEY, SEQ, UPDATED_AT) \
+     VALUES (?, ?, ?, CURRENT_TIMESTAMP) MATCHING (TABLE_NAME, ROW_KEY)";
+
+/// Ids per `IN (...)` list; Firebird 2.5 allows 1,500 but short lists prepare and cache better.
+const IN_CHUNK: usize = 50;
+
+/// A change ready to apply: its identity and the transform's output.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Correlation id (UUID text).
+    pub correlation_id: String,
+    /// Outbox id: the per-row sequence.
+    pub sequence: i64,
+    /// Source table.
+    pub table: String,
+    /// Operation.
+    pub op: Op,
+    /// Statements, row key, id claims.
+    pub output: Output,
+}
+
+/// What happened to each message of a committed batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Its statements ran and it is in the ledger now.
+    Applied,
+    /// Already in the ledger: nothing done (redelivery, replay).
+    Duplicate,
+    /// Older than the row's last applied change: skipped, recorded in the ledger.
+    Stale,
+}
+
+/// A failed batch: rolled back; `index` is the message at fault when one is.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("batch rolled back{}: {failure}", index.map(|i| format!(" at message {i}")).unwrap_or_default())]
+pub struct BatchError {
+    /// Position in the batch of the message whose statement failed.
+    pub index: Option<usize>,
+    /// The classified error.
+    pub failure: FbFailure,
+}
+
+/// Applies `batch` in one transaction and commits. On error everything is rolled back. The batch
+/// first runs packed into EXECUTE BLOCKs; if that fails, it is re-run statement by statement, so
+/// an error names the message at fault and a packing problem can never stall a unit.
+pub fn apply_batch(conn: &mut FbConn, batch: &[Prepared]) -> Result<Vec<BatchOutcome>, BatchError> {
+    match in_transaction(conn, |c| run(c, batch, Mode::Blocks)) {
+        Err(e) => {
+            tracing::info!(error = %e, "Packed apply failed; re-running statement by statement to find the change at fault.");
+            in_transaction(conn, |c| run(c, batch, Mode::Statements))
+        }
+        ok => ok,
+    }
+}
+
+/// How the batch's work reaches the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Packed into EXECUTE BLOCKs: few round trips.
+    Blocks,
+    /// One statement at a time: every error names its message.
+    Statements,
+}
+
+fn in_transaction(
+    conn: &mut FbConn,
+    work: impl FnOnce(&mut FbConn) -> Result<Vec<BatchOutcome>, BatchError>,
+) -> Result<Vec<BatchOutcome>, BatchError> {
+    let whole = |e: FbError| BatchError { index: None, failure: classify(&e) };
+    conn.begin_transaction_config(
+        transaction_builder()
+            .read_write()
+            .with_read_commited(TrRecordVersion::RecordVersion)
+            .wait(10)
+            .build(),
+    )
+    .map_err(whole)?;
+    match work(conn) {
+        Ok(outcomes) => match conn.commit() {
+            Ok(()) => Ok(outcomes),
+            Err(e) => {
+                let _ = conn.rollback();
+                Err(whole(e))
+            }
+        },
+        Err(e) => {
+            let _ = conn.rollback();
+            Err(e)
+        }
+    }
+}
+
+fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOutcome>, BatchError> {
+    let whole = |e: FbError| BatchError { index: None, failure: classify(&e) };
+    conn.query_first::<_, (Option<i64>,)>(
+        "SELECT RDB$SET_CONTEXT('USER_TRANSACTION', 'PONTE_APPLY', '1') FROM RDB$DATABASE",
+        (),
+    )
+    .map_err(whole)?;
+    let applied = ledger_lookup(conn, batch).map_err(whole)?;
+    let mut versions = row_versions(conn, batch).map_err(whole)?;
+    let range = id_range(conn).map_err(whole)?;
+    let mut dirty: Vec<(String, String)> = Vec::new();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut block = Block::default();
+    let mut in_block = 0usize;
+    // INDICE raises are kept per key and written once (before any new id is allocated, and at
+    // the end), instead of updating the same INDICE row once per change.
+    let mut claims: Vec<(String, i64)> = Vec::new();
+    for (i, change) in batch.iter().enumerate() {
+        let fail = |e: FbError| BatchError { index: Some(i), failure: classify(&e) };
+        if applied.contains_key(change.correlation_id.as_str()) {
+            outcomes.push(BatchOutcome::Duplicate);
+            continue;
+        }
+        let key = (change.table.clone(), change.output.row_key.clone());
+        let stale = matches!(versions.get(&key), Some(&seq) if seq >= change.sequence);
+        let outcome = if stale { BatchOutcome::Stale } else { BatchOutcome::Applied };
+        let packable = mode == Mode::Blocks && change.output.statements.iter().all(|s| s.params.iter().all(blockable));
+        if packable {
+            let (sql_len, bytes, statements) = footprint(change);
+            if in_block >= MAX_CHANGES_PER_BLOCK || !block.has_room(sql_len, bytes, statements) {
+                flush(conn, &mut block).map_err(whole)?;
+                in_block = 0;
+            }
+            if !stale {
+                if allocates_ids(change) {
+                    pack_claims(&mut block, &mut claims);
+                }
+                pack_change(&mut block, change).map_err(whole)?;
+                for claim in change.output.id_claims.iter().filter(|c| in_range(range, c.id)) {
+                    match claims.iter_mut().find(|(k, _)| *k == claim.indice_key) {
+                        Some((_, id)) => *id = (*id).max(claim.id),
+                        None => claims.push((claim.indice_key.clone(), claim.id)),
+                    }
+                }
+            }
+            pack_ledger(&mut block, change, outcome);
+            in_block += 1;
+        } else {
+            pack_claims(&mut block, &mut claims);
+            flush(conn, &mut block).map_err(whole)?;
+            in_block = 0;
+            if !stale {
+                apply_one(conn, change, range).map_err(fail)?;
+            }
+            insert_ledger(conn, change, outcome).map_err(|e| ledger_error(e, i))?;
+        }
+        if !stale {
+            versions.insert(key.clone(), change.sequence);
+            if !dirty.contains(&key) {
+                dirty.push(key);
+            }
+        }
+        outcomes.push(outcome);
+    }
+    for key in dirty {
+        let seq = versions.get(&key).copied().unwrap_or_default();
+        if mode == Mode::Blocks {
+            if !block.has_room(160, 1_000, 1) {
+                flush(conn, &mut block).map_err(whole)?;
+            }
+            let refs = [block.bind(&Value::Text(key.0)), block.bind(&Value::Text(key.1)), block.bind(&Value::Int(seq))];
+            block.push(&substitute(ROW_VERSION_UPSERT, &refs).unwrap_or_default());
+        } else {
+            conn.execute(ROW_VERSION_UPSERT, (key.0, key.1, seq))
+            .map_err(whole)?;
+        }
+    }
+    pack_claims(&mut block, &mut claims);
+    flush(conn, &mut block).map_err(whole)?;
+    Ok(outcomes)
+}
+
+fn allocates_ids(change: &Prepared) -> bool {
+    change.output.statements.iter().flat_map(|s| s.params.iter()).any(|v| matches!(v, Value::NewId(_)))
+}
+
+/// Writes the pending INDICE raises into the block (each key at least its highest claimed id).
+fn pack_claims(block: &mut Block, claims: &mut Vec<(String, i64)>) {
+    for (key, id) in claims.drain(..) {
+        let (k, m) = (block.bind(&Value::Text(key)), block.bind(&Value::Int(id)));
+        block.push(&format!("UPDATE INDICE SET ULTIMO_ID = MAXVALUE(ULTIMO_ID, {m}) WHERE TABELA = {k}"));
+        block.push(&format!("IF (ROW_COUNT = 0) THEN INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES ({k}, {m})"));
+    }
+}
+
+/// Changes per EXECUTE BLOCK at most (bounds the compiled request's size).
+const MAX_CHANGES_PER_BLOCK: usize = 40;
+
+fn flush(conn: &mut FbConn, block: &mut Block) -> Result<(), FbError> {
+    if block.is_empty() {
+        return Ok(());
+    }
+    let (sql, params) = block.take();
+    conn.execute(&sql, params).map(|_| ())
+}
+
+/// Rough SQL bytes, parameter bytes and statements a change adds to a block.
+fn footprint(change: &Prepared) -> (usize, usize, usize) {
+    let new_ids = change.output.statements.iter().flat_map(|s| s.params.iter()).filter(|v| matches!(v, Value::NewId(_))).count();
+    let statements = change.output.statements.len() + 3 * new_ids + 1;
+    let sql: usize = change.output.statements.iter().map(|s| s.sql.len() + s.params.len() * 4 + 200).sum();
+    let bytes: usize = change
+        .output
+        .statements
+        .iter()
+        .flat_map(|s| s.params.iter())
+        .map(|v| match v {
+            Value::Text(t) => t.chars().count() * 4 + 2,
+            _ => 50,
+        })
+        .sum();
+    (sql + 300, bytes + 300, statements)
+}
+
+/// A change's statements with new ids allocated in place (its id claims are aggregated by the caller).
+fn pack_change(block: &mut Block, change: &Prepared) -> Result<(), FbError> {
+    let mut new_ids: Vec<(&str, String)> = Vec::new();
+    for statement in &change.output.statements {
+        let mut refs = Vec::with_capacity(statement.params.len());
+        for value in &statement.params {
+            match value {
+                Value::NewId(key) => {
+                    let var = match new_ids.iter().find(|(k, _)| k == key) {
+                        Some((_, var)) => var.clone(),
+                        None => {
+                            let var = block.variable();
+                            let k = block.bind(&Value::Text(key.clone()));
+                            block.push(&format!("UPDATE INDICE SET ULTIMO_ID = ULTIMO_ID + 1 WHERE TABELA = {k}"));
+                            block.push(&format!("IF (ROW_COUNT = 0) THEN INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES ({k}, 1)"));
+                            block.push(&format!("SELECT ULTIMO_ID FROM INDICE WHERE TABELA = {k} INTO :{var}"));
+                            new_ids.push((key, var.clone()));
+                            var
+                        }
+                    };
+                    refs.push(format!(":{var}"));
+                }
+                other => refs.push(block.bind(other)),
+            }
+        }
+        let sql = substitute(statement.sql.trim_end_matches(';'), &refs)
+            .ok_or_else(|| FbError::Other(format!("placeholder count does not match parameters in `{}`", statement.sql)))?;
+        block.push(&sql);
+    }
+    Ok(())
+}
+
+fn pack_ledger(block: &mut Block, change: &Prepared, outcome: BatchOutcome) {
+    let refs = [
+        block.bind(&Value::Text(change.correlation_id.clone())),
+        block.bind(&Value::Int(change.sequence)),
+        block.bind(&Value::Text(change.table.clone())),
+        block.bind(&Value::Text(change.op.code().to_string())),
+        block.bind(&Value::Text(outcome_code(outcome).to_string())),
+    ];
+    block.push(&substitute(LEDGER_INSERT, &refs).unwrap_or_default());
+}
+
+fn outcome_code(outcome: BatchOutcome) -> &'static str {
+    if outcome == BatchOutcome::Stale { "S" } else { "A" }
+}
+
+fn insert_ledger(conn: &mut FbConn, change: &Prepared, outcome: BatchOutcome) -> Result<usize, FbError> {
+    conn.execute(
+        LEDGER_INSERT,
+        (
+            change.correlation_id.clone(),
+            change.sequence,
+            change.table.clone(),
+            change.op.code().to_string(),
+            outcome_code(outcome).to_string(),
+        ),
+    )
+}
+
+/// A ledger insert that collides means another applier committed this id meanwhile: re-running
+/// the batch will skip it, so that is transient, not the message's fault.
+fn ledger_error(e: FbError, index: usize) -> BatchError {
+    match classify(&e) {
+        f if f.message.contains("PK_SYNC_CONTROL") => BatchError {
+            index: None,
+            failure: FbFailure { kind: FbFailureKind::Transient, message: f.message },
+        },
+        failure => BatchError { index: Some(index), failure },
+    }
+}
+
+/// Runs one change's statements with its placeholders resolved, then raises INDICE.
+fn apply_one(conn: &mut FbConn, change: &Prepared, range: Option<(i64, i64)>) -> Result<(), FbError> {
+    let mut new_ids: HashMap<&str, i64> = HashMap::new();
+    for statement in &change.output.statements {
+        let mut params = Vec::with_capacity(statement.params.len());
+        for value in &statement.params {
+            params.push(match value {
+                Value::NewId(key) => {
+                    let id = match new_ids.get(key.as_str()) {
+                        Some(&id) => id,
+                        None => {
+                            let id = next_indice_id(conn, key)?;
+                            new_ids.insert(key, id);
+                            id
+                        }
+                    };
+                    SqlType::Integer(id)
+                }
+                other => to_param(other),
+            });
+        }
+        conn.execute(&statement.sql, params)?;
+    }
+    for claim in &change.output.id_claims {
+        raise_indice(conn, &claim.indice_key, claim.id, range)?;
+    }
+    Ok(())
+}
+
+fn to_param(value: &Value) -> SqlType {
+    match value {
+        Value::Null => SqlType::Null,
+        Value::Int(v) => SqlType::Integer(*v),
+        Value::Float(v) => SqlType::Floating(*v),
+        // Text forms: the server converts exactly into NUMERIC, DATE, TIME and TIMESTAMP columns.
+        Value::Decimal(s)
+        | Value::Text(s)
+        | Value::Date(s)
+        | Value::Time(s)
+        | Value::Timestamp(s) => SqlType::Text(s.clone()),
+        Value::Blob(b) => SqlType::Binary(b.clone()),
+        Value::NewId(_) => SqlType::Null,
+    }
+}
+
+/// Allocates the next id of an INDICE key the way local applications do (row lock, +1).
+fn next_indice_id(conn: &mut FbConn, key: &str) -> Result<i64, FbError> {
+    let updated = conn.execute(
+        "UPDATE INDICE SET ULTIMO_ID = ULTIMO_ID + 1 WHERE TABELA = ?",
+        (key.to_string(),),
+    )?;
+    if updated == 0 {
+        conn.execute(
+            "INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES (?, 1)",
+            (key.to_string(),),
+        )?;
+    }
+    let row: Option<(i64,)> =
+        conn.query_first("SELECT ULTIMO_ID FROM INDICE WHERE TABELA = ?", (key.to_string(),))?;
+    row.map(|(id,)| id)
+        .ok_or_else(|| FbError::Other(format!("INDICE row `{key}` vanished")))
+}
+
+/// This unit's id range `[low, high)` when id ranges are installed (SYNC_CAPTURE_INFO,
+/// docs/upstream.md): only ids inside it may raise INDICE, so an id from PostgreSQL or another
+/// unit never pushes the local allocator into someone else's range.
+fn id_range(conn: &mut FbConn) -> Result<Option<(i64, i64)>, FbError> {
+    let row: Option<(Option<i64>, Option<i64>)> = conn.query_first(
+        "SELECT FIRST 1 ID_LOW, ID_HIGH FROM SYNC_CAPTURE_INFO WHERE ID_LOW IS NOT NULL",
+        (),
+    )?;
+    Ok(row.and_then(|(low, high)| Some((low?, high?))))
+}
+
+fn in_range(range: Option<(i64, i64)>, id: i64) -> bool {
+    range.is_none_or(|(low, high)| id >= low && id < high)
+}
+
+/// Makes INDICE's last id for `key` at least `id` (when `id` is in this unit's range).
+fn raise_indice(conn: &mut FbConn, key: &str, id: i64, range: Option<(i64, i64)>) -> Result<(), FbError> {
+    if !in_range(range, id) {
+        return Ok(());
+    }
+    let updated = conn.execute(
+        "UPDATE INDICE SET ULTIMO_ID = MAXVALUE(ULTIMO_ID, ?) WHERE TABELA = ?",
+        (id, key.to_string()),
+    )?;
+    if updated == 0 {
+        conn.execute(
+            "INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES (?, ?)",
+            (key.to_string(), id),
+        )?;
+    }
+    Ok(())
+}
+
+/// Which of the batch's correlation ids are already in the ledger.
+fn ledger_lookup(conn: &mut FbConn, batch: &[Prepared]) -> Result<HashMap<String, ()>, FbError> {
+    let mut found = HashMap::new();
+    for chunk in batch.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT CORRELATION_ID FROM SYNC_CONTROL WHERE CORRELATION_ID IN ({})",
+            placeholders(chunk.len())
+        );
+        let params: Vec<SqlType> = chunk
+            .iter()
+            .map(|c| SqlType::Text(c.correlation_id.clone()))
+            .collect();
+        let rows: Vec<(String,)> = conn.query(&sql, params)?;
+        found.extend(rows.into_iter().map(|(id,)| (id.trim().to_string(), ())));
+    }
+    Ok(found)
+}
+
+/// The last applied sequence of every row the batch touches.
+fn row_versions(
+    conn: &mut FbConn,
+    batch: &[Prepared],
+) -> Result<HashMap<(String, String), i64>, FbError> {
+    let mut by_table: HashMap<&str, Vec<&str>> = HashMap::new();
+    for change in batch {
+        let keys = by_table.entry(change.table.as_str()).or_default();
+        if !keys.contains(&change.output.row_key.as_str()) {
+            keys.push(change.output.row_key.as_str());
+        }
+    }
+    let mut versions = HashMap::new();
+    for (table, keys) in by_table {
+        for chunk in keys.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT ROW_KEY, SEQ FROM SYNC_ROW_VERSION WHERE TABLE_NAME = ? AND ROW_KEY IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut params = vec![SqlType::Text(table.to_string())];
+            params.extend(chunk.iter().map(|k| SqlType::Text(k.to_string())));
+            let rows: Vec<(String, i64)> = conn.query(&sql, params)?;
+            for (key, seq) in rows {
+                versions.insert((table.to_string(), key), seq);
+            }
+        }
+    }
+    Ok(versions)
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_statement_texts_take_the_parameters_both_paths_bind() {
+        let refs = |n: usize| (0..n).map(|i| format!(":p{i}")).collect::<Vec<_>>();
+        assert!(substitute(LEDGER_INSERT, &refs(5)).is_some());
+        assert!(substitute(ROW_VERSION_UPSERT, &refs(3)).is_some());
+    }
+}

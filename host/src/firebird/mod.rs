@@ -1,0 +1,16 @@
+//! Firebird access for the unit appliers and `ponte migrate`: connecting with the native client
+//! (Legacy_Auth-capable, as real 2.5 sites need), classifying errors, the host's schema and the
+//! batch apply transaction.
+
+mod apply;
+mod block;
+mod connect;
+mod error;
+mod migrate;
+mod schema;
+
+pub use apply::{apply_batch, BatchError, BatchOutcome, Prepared, HOST_WRITE_FLAG};
+pub use connect::{connect, Database, FbConn};
+pub use error::{classify, FbFailure, FbFailureKind};
+pub use migrate::{migrate_unit, split_script};
+pub use schema::{compile_check, table_columns, Column};

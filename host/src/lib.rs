@@ -1,0 +1,36 @@
+//! # ponte
+//!
+//! Keeps one PostgreSQL database and many legacy Firebird 2.5 "unit" databases in sync through a
+//! transactional outbox, RabbitMQ and per-table transforms compiled to WebAssembly.
+//!
+//! # Layout
+//! - [`config`]: the typed TOML configuration, validated at load.
+//! - [`relay`]: PostgreSQL outbox -> broker (leases per unit, confirms, backoff, janitor).
+//! - [`amqp`]: the supervised broker connection, topology, envelope and confirmed publisher.
+//! - [`apply`]: broker -> a unit's Firebird (batched transactions, ledger, dead letters).
+//! - [`firebird`]: connections, error classes, the host schema and the apply transaction.
+//! - [`transform`]: the wasm engine, statement validation, hot reload, authoring CLI.
+//! - [`pg`]: PostgreSQL pool and migrations.
+//! - [`telemetry`]: metrics, logs, probes.
+//! - [`daemon`]: `start`/`run` — every role under one shutdown tree.
+//! - [`ops`]: operator commands (migrate).
+//! - [`capture`]: Firebird -> broker: SYNC_LOG triggers (install/remove) and per-unit publishers.
+//! - [`upstream`]: broker -> PostgreSQL: inbox, conflict policies, hub fan-out (docs/upstream.md).
+//! - [`backoff`]: the shared retry delays.
+//! - [`cli`]: the command line (the binary is `cli::main`).
+
+pub mod amqp;
+pub mod apply;
+pub mod backoff;
+pub mod cli;
+pub mod capture;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod firebird;
+pub mod ops;
+pub mod pg;
+pub mod relay;
+pub mod telemetry;
+pub mod transform;
+pub mod upstream;

@@ -1,0 +1,5 @@
+//! The `ponte` binary.
+
+fn main() -> std::process::ExitCode {
+    ponte::cli::main()
+}

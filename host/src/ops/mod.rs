@@ -1,0 +1,7 @@
+//! Operator commands other than `run`: migrations, status, dead letters.
+
+pub mod dlq;
+mod migrate;
+pub mod status;
+
+pub use migrate::migrate;

@@ -1,0 +1,171 @@
+//! The outbox queries of the relay: the ordered claim, marking results, handing rows back, and the
+//! janitor's rescue. Every query is bounded by the pool's statement timeout.
+
+use sqlx::PgPool;
+
+/// A claimed outbox row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    /// Outbox id.
+    pub id: i64,
+    /// Correlation id.
+    pub correlation_id: uuid::Uuid,
+    /// Target unit.
+    pub unit_id: i32,
+    /// Source table.
+    pub table_name: String,
+    /// `I`, `U` or `D`.
+    pub operation: String,
+    /// Row image as JSON text.
+    pub payload: String,
+    /// Failed attempts so far.
+    pub attempts: i32,
+    /// Written at.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Origin unit for fan-out.
+    pub origin_unit: Option<i32>,
+}
+
+/// Claims up to `limit` pending rows of `units`, in id order, without overtaking: a row waiting
+/// for its backoff, or still in flight at another holder, blocks its unit's later rows, and rows of
+/// transactions that may still be running next to older ones are not read yet (xmin horizon).
+pub async fn claim(
+    pool: &PgPool,
+    units: &[i32],
+    limit: i64,
+    instance: &str,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let mut rows: Vec<Claimed> = sqlx::query_as(
+        "WITH blocked AS ( \
+             SELECT unit_id, min(id) AS head FROM pg_sync_outbox \
+             WHERE unit_id = ANY($1) AND ((status = 'pending' AND next_attempt_at > now()) \
+                 OR (status = 'processing' AND claimed_by IS DISTINCT FROM $3)) \
+             GROUP BY unit_id), \
+         picked AS ( \
+             SELECT o.id FROM pg_sync_outbox o LEFT JOIN blocked b ON b.unit_id = o.unit_id \
+             WHERE o.unit_id = ANY($1) AND o.status = 'pending' AND o.next_attempt_at <= now() \
+               AND o.txid < pg_snapshot_xmin(pg_current_snapshot()) \
+               AND (b.head IS NULL OR o.id < b.head) \
+             ORDER BY o.id LIMIT $2 FOR UPDATE OF o SKIP LOCKED) \
+         UPDATE pg_sync_outbox o SET status = 'processing', claimed_by = $3, claimed_at = now(), \
+             updated_at = now() \
+         FROM picked WHERE o.id = picked.id \
+         RETURNING o.id, o.correlation_id, o.unit_id, o.table_name, o.operation, o.payload::text AS payload, \
+             o.attempts, o.created_at, o.origin_unit",
+    )
+    .bind(units)
+    .bind(limit)
+    .bind(instance)
+    .fetch_all(pool)
+    .await?;
+    rows.sort_unstable_by_key(|r| r.id);
+    Ok(rows)
+}
+
+/// Marks confirmed rows sent (only while this instance still holds them).
+pub async fn mark_sent(pool: &PgPool, ids: &[i64], instance: &str) -> Result<u64, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(sqlx::query(
+        "UPDATE pg_sync_outbox SET status = 'sent', sent_at = now(), updated_at = now(), claimed_by = NULL \
+         WHERE id = ANY($1) AND claimed_by = $2 AND status = 'processing'",
+    )
+    .bind(ids)
+    .bind(instance)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// A row that failed: its error and the delay before the next attempt.
+pub struct Failed {
+    /// Outbox id.
+    pub id: i64,
+    /// What went wrong.
+    pub error: String,
+    /// Seconds until it may be claimed again.
+    pub retry_in_secs: f64,
+    /// Mark dead now, whatever the attempts (refused by the whitelist).
+    pub dead_now: bool,
+}
+
+/// Records failures: attempts + 1, error_log, backoff; `dead` at `max_attempts`. Returns the ids
+/// that became dead.
+pub async fn mark_failed(
+    pool: &PgPool,
+    failed: &[Failed],
+    instance: &str,
+    max_attempts: i32,
+) -> Result<Vec<i64>, sqlx::Error> {
+    if failed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = failed.iter().map(|f| f.id).collect();
+    let errors: Vec<String> = failed.iter().map(|f| f.error.clone()).collect();
+    let delays: Vec<f64> = failed.iter().map(|f| f.retry_in_secs).collect();
+    let dead: Vec<bool> = failed.iter().map(|f| f.dead_now).collect();
+    sqlx::query_scalar(
+        "UPDATE pg_sync_outbox o SET \
+             status = CASE WHEN f.dead OR o.attempts + 1 >= $5 THEN 'dead' ELSE 'pending' END, \
+             attempts = o.attempts + 1, \
+             error_log = 'attempt ' || (o.attempts + 1) || ': ' || f.err, \
+             next_attempt_at = now() + make_interval(secs => f.delay), \
+             claimed_by = NULL, claimed_at = NULL, updated_at = now() \
+         FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::bool[]) AS f(id, err, delay, dead) \
+         WHERE o.id = f.id AND o.claimed_by = $6 AND o.status = 'processing' \
+         RETURNING CASE WHEN o.status = 'dead' THEN o.id END",
+    )
+    .bind(&ids)
+    .bind(&errors)
+    .bind(&delays)
+    .bind(&dead)
+    .bind(max_attempts)
+    .bind(instance)
+    .fetch_all(pool)
+    .await
+    .map(|rows: Vec<Option<i64>>| rows.into_iter().flatten().collect())
+}
+
+/// Hands this instance's claimed rows back to pending (shutdown, memory guard) without an attempt.
+pub async fn hand_back(pool: &PgPool, ids: Option<&[i64]>, instance: &str) -> Result<u64, sqlx::Error> {
+    let query = match ids {
+        Some(ids) => sqlx::query(
+            "UPDATE pg_sync_outbox SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now() \
+             WHERE claimed_by = $1 AND status = 'processing' AND id = ANY($2)",
+        )
+        .bind(instance)
+        .bind(ids.to_vec()),
+        None => sqlx::query(
+            "UPDATE pg_sync_outbox SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now() \
+             WHERE claimed_by = $1 AND status = 'processing'",
+        )
+        .bind(instance),
+    };
+    Ok(query.execute(pool).await?.rows_affected())
+}
+
+/// The janitor: rows in `processing` longer than `timeout_secs` go back to pending.
+pub async fn rescue_stuck(pool: &PgPool, timeout_secs: f64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE pg_sync_outbox SET status = 'pending', \
+             error_log = 'rescued by the janitor from ' || coalesce(claimed_by, '?'), \
+             claimed_by = NULL, claimed_at = NULL, updated_at = now() \
+         WHERE status = 'processing' AND claimed_at < now() - make_interval(secs => $1)",
+    )
+    .bind(timeout_secs)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Outbox rows not yet sent, by unit and status, for the backlog gauges.
+pub async fn backlog(pool: &PgPool) -> Result<Vec<(i32, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT unit_id, 'pending'::text, count(*) FROM pg_sync_outbox WHERE status = 'pending' GROUP BY 1 \
+         UNION ALL SELECT unit_id, 'processing', count(*) FROM pg_sync_outbox WHERE status = 'processing' GROUP BY 1 \
+         UNION ALL SELECT unit_id, 'dead', count(*) FROM pg_sync_outbox WHERE status = 'dead' GROUP BY 1",
+    )
+    .fetch_all(pool)
+    .await
+}

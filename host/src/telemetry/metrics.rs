@@ -1,0 +1,130 @@
+//! The metric families, registered once per process into one registry (no globals: tests run
+//! several hosts in one process). Label values come only from bounded sets: unit ids, whitelisted
+//! table names, fixed outcome words.
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
+};
+
+/// Cheap to clone; all clones update the same families.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry `/metrics` renders; transforms register theirs here too.
+    pub registry: Registry,
+    /// Outbox rows by outcome: sent, retry, dead, refused, rescued, handed_back.
+    pub relay_rows: IntCounterVec,
+    /// Seconds from claim to marked, per relay batch.
+    pub relay_batch_seconds: Histogram,
+    /// Payload bytes claimed and awaiting confirm.
+    pub relay_in_flight_bytes: IntGauge,
+    /// 1 while claiming is paused by the memory guard.
+    pub memory_pressure: IntGauge,
+    /// Resident memory of the process.
+    pub memory_rss_bytes: IntGauge,
+    /// Outbox rows by unit and status (pending, processing, dead), sampled.
+    pub outbox_backlog: IntGaugeVec,
+    /// Messages waiting in each unit's queue, sampled.
+    pub queue_backlog: IntGaugeVec,
+    /// 1 while the broker connection is up.
+    pub amqp_connected: IntGauge,
+    /// Messages handled by unit appliers, by unit and outcome (applied, duplicate, stale,
+    /// dead, refused).
+    pub apply_messages: IntCounterVec,
+    /// Seconds per Firebird apply transaction, by unit.
+    pub apply_batch_seconds: HistogramVec,
+    /// Seconds from outbox write to Firebird commit of the last applied change, by unit.
+    pub apply_lag_seconds: IntGaugeVec,
+    /// 1 while the unit's Firebird is reachable.
+    pub unit_up: IntGaugeVec,
+    /// Apply transactions retried after a transient error, by unit.
+    pub apply_retries: IntCounterVec,
+    /// Dead-lettered rows since start (relay).
+    pub outbox_dead: IntCounter,
+    // -- upstream (Firebird -> PostgreSQL), docs/upstream.md --
+    /// SYNC_LOG rows consumed by a unit's capture publisher (published or superseded).
+    pub upstream_captured: IntCounterVec,
+    /// Upstream messages confirmed by the broker, by unit.
+    pub upstream_published: IntCounterVec,
+    /// Upstream changes handled by the PG applier, by outcome (applied, duplicate, pg_kept,
+    /// parked, dead).
+    pub upstream_applied: IntCounterVec,
+    /// Conflicts detected, by Firebird table and policy.
+    pub upstream_conflicts: IntCounterVec,
+    /// Age of the oldest unpublished SYNC_LOG row, by unit (0 when the log is empty).
+    pub upstream_lag_seconds: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Registers every family into a fresh registry.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let buckets = exponential_buckets(0.001, 2.0, 16)?;
+        let relay_batch_seconds = Histogram::with_opts(
+            HistogramOpts::new("ponte_relay_batch_seconds", "Relay batch: claim to marked").buckets(buckets.clone()),
+        )?;
+        registry.register(Box::new(relay_batch_seconds.clone()))?;
+        let apply_batch_seconds = HistogramVec::new(
+            HistogramOpts::new("ponte_apply_batch_seconds", "Firebird apply transaction").buckets(buckets),
+            &["unit"],
+        )?;
+        registry.register(Box::new(apply_batch_seconds.clone()))?;
+        let outbox_dead = IntCounter::new("ponte_outbox_dead_total", "Outbox rows marked dead")?;
+        registry.register(Box::new(outbox_dead.clone()))?;
+        Ok(Metrics {
+            relay_rows: counter_vec("ponte_relay_rows_total", "Outbox rows by outcome", &["outcome"])?,
+            relay_batch_seconds,
+            relay_in_flight_bytes: gauge("ponte_relay_in_flight_bytes", "Payload bytes awaiting confirm")?,
+            memory_pressure: gauge("ponte_memory_pressure", "1 while the memory guard pauses claiming")?,
+            memory_rss_bytes: gauge("ponte_memory_rss_bytes", "Resident set size")?,
+            outbox_backlog: gauge_vec("ponte_outbox_backlog", "Outbox rows by unit and status", &["unit", "status"])?,
+            queue_backlog: gauge_vec("ponte_queue_backlog", "Messages ready in a unit queue", &["unit"])?,
+            amqp_connected: gauge("ponte_amqp_connected", "1 while connected to the broker")?,
+            apply_messages: counter_vec("ponte_apply_messages_total", "Messages by unit and outcome", &["unit", "outcome"])?,
+            apply_batch_seconds,
+            apply_lag_seconds: gauge_vec("ponte_apply_lag_seconds", "Outbox write to Firebird commit", &["unit"])?,
+            unit_up: gauge_vec("ponte_unit_up", "1 while the unit's Firebird is reachable", &["unit"])?,
+            apply_retries: counter_vec("ponte_apply_retries_total", "Apply transactions retried", &["unit"])?,
+            outbox_dead,
+            upstream_captured: counter_vec("ponte_upstream_captured_total", "SYNC_LOG rows consumed", &["unit"])?,
+            upstream_published: counter_vec("ponte_upstream_published_total", "Upstream messages confirmed", &["unit"])?,
+            upstream_applied: counter_vec("ponte_upstream_applied_total", "Upstream changes by outcome", &["outcome"])?,
+            upstream_conflicts: counter_vec("ponte_upstream_conflicts_total", "Upstream conflicts", &["table", "policy"])?,
+            upstream_lag_seconds: gauge_vec("ponte_upstream_lag_seconds", "Oldest unpublished SYNC_LOG row", &["unit"])?,
+            registry,
+        })
+    }
+
+    /// Renders the text exposition format.
+    pub fn render(&self) -> String {
+        self.memory_rss_bytes.set(rss_bytes().unwrap_or(0) as i64);
+        let mut out = String::new();
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(e) = encoder.encode_utf8(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "Metrics could not be encoded.");
+        }
+        out
+    }
+}
+
+/// Resident set size from /proc/self/statm (Linux); None elsewhere.
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
