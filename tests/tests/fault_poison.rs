@@ -25,6 +25,18 @@ async fn outbox_row(env: &TestEnv, unit: i32, table: &str, payload: &str) -> Str
     .unwrap()
 }
 
+/// A complete `customers` row image (the transform wants every column's key) with `changes` applied.
+fn customer(changes: serde_json::Value) -> String {
+    let mut row = serde_json::json!({
+        "id": 990000, "name": "X", "email": null, "city": null, "active": true, "credit_limit": null,
+        "birth_date": null, "external_ref": null, "attributes": null, "updated_at": "2026-11-23T10:00:00+00:00"
+    });
+    if let (Some(row), Some(changes)) = (row.as_object_mut(), changes.as_object()) {
+        row.extend(changes.clone());
+    }
+    row.to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_is_set_aside_and_the_stream_goes_on() {
     let units = [1, 2, 3].map(|id| UnitSpec { id, charset: "WIN1252" });
@@ -34,13 +46,13 @@ async fn poison_is_set_aside_and_the_stream_goes_on() {
     let load = env.load_in_background(1_500, 3, 21);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let too_long = format!(r#"{{"id": 990001, "name": "{}", "active": true, "updated_at": "2026-11-23T10:00:00+00:00"}}"#, "Ã".repeat(150));
+    let too_long = customer(serde_json::json!({"id": 990001, "name": "Ã".repeat(150)}));
     let poison_long = outbox_row(&env, 1, "customers", &too_long).await;
     let poison_array = outbox_row(&env, 2, "customers", "[1, 2, 3]").await;
     let refused = outbox_row(&env, 3, "payroll", r#"{"id": 1}"#).await;
-    let wrong_id = outbox_row(&env, 1, "customers", r#"{"id": "forty-two", "name": "X", "active": true, "updated_at": "2026-11-23T10:00:00+00:00"}"#).await;
-    let wrong_decimal = outbox_row(&env, 3, "customers", r#"{"id": 990004, "name": "X", "active": true, "credit_limit": "lots", "updated_at": "2026-11-23T10:00:00+00:00"}"#).await;
-    let huge = format!(r#"{{"id": 990005, "name": "{}", "active": true, "updated_at": "2026-11-23T10:00:00+00:00"}}"#, "ação ".repeat(200_000));
+    let wrong_id = outbox_row(&env, 1, "customers", &customer(serde_json::json!({"id": "forty-two"}))).await;
+    let wrong_decimal = outbox_row(&env, 3, "customers", &customer(serde_json::json!({"id": 990004, "credit_limit": "lots"}))).await;
+    let huge = customer(serde_json::json!({"id": 990005, "name": "ação ".repeat(200_000)}));
     let huge_name = outbox_row(&env, 2, "customers", &huge).await;
     // A legitimate 1 MB row: the application's own write, sent to every unit.
     let big_rows: i64 = sqlx::query_scalar(
