@@ -303,7 +303,7 @@ mod defaults {
         "pax".into()
     }
     pub fn prefetch() -> u16 {
-        500
+        1_000
     }
     pub fn delivery_limit() -> u32 {
         20
@@ -342,7 +342,9 @@ impl Default for RelayConfig {
 impl Default for ApplyConfig {
     fn default() -> Self {
         ApplyConfig {
-            batch_size: 200,
+            // Large enough that a commit is a small share of a backlog's apply time (BENCHMARKS.md);
+            // batch_wait_ms keeps batches small when traffic is light.
+            batch_size: 500,
             batch_wait_ms: 20,
             fk_retry_secs: 60,
             ledger_retention_days: 30,
@@ -428,6 +430,13 @@ impl Config {
         }
         if self.relay.batch_size == 0 || self.apply.batch_size == 0 {
             return Err(ConfigError::Invalid("batch sizes must be at least 1".into()));
+        }
+        if self.apply.batch_size > usize::from(self.amqp.prefetch) {
+            return Err(ConfigError::Invalid(format!(
+                "[apply] batch_size = {} is larger than [amqp] prefetch = {}: a batch could never fill \
+                 (keep prefetch at about twice batch_size so the next batch arrives while one commits)",
+                self.apply.batch_size, self.amqp.prefetch
+            )));
         }
         self.upstream.validate(self)?;
         Ok(())

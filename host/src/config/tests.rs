@@ -37,6 +37,13 @@ fn parses_units_tables_and_defaults() {
 }
 
 #[test]
+fn an_apply_batch_larger_than_the_prefetch_is_refused() {
+    let text = format!("{MINIMAL}\n[apply]\nbatch_size = 2000\n");
+    let err = Config::parse(&text).and_then(|c| c.validate()).unwrap_err().to_string();
+    assert!(err.contains("batch_size = 2000") && err.contains("prefetch = 1000"), "{err}");
+}
+
+#[test]
 fn bad_op_reports_the_line() {
     let text = MINIMAL.replace("ops = \"IU\"", "ops = \"IX\"");
     let err = Config::parse(&text).unwrap_err().to_string();

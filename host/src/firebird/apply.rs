@@ -6,12 +6,12 @@
 //! The batch is optimistic: no savepoints. When a statement fails, the whole transaction rolls back
 //! and the error names the message at fault, so the caller can set that one aside and re-run the rest.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rsfbclient::prelude::*;
 use rsfbclient::{FbError, SqlType};
 
-use super::block::{blockable, substitute, Block};
+use super::block::{blockable, contexts, message_bytes, substitute, Block};
 use super::connect::FbConn;
 use super::error::{classify, FbFailure, FbFailureKind};
 use crate::transform::types::{Op, Output, Value};
@@ -24,12 +24,21 @@ pub const HOST_WRITE_FLAG: &str = "PONTE_APPLY";
 const LEDGER_INSERT: &str = "INSERT INTO SYNC_CONTROL (CORRELATION_ID, OUTBOX_ID, TABLE_NAME, OP, OUTCOME, APPLIED_SEQ) \
      VALUES (?, ?, ?, ?, ?, GEN_ID(GEN_SYNC_APPLIED, 1))";
 
-/// The last applied sequence of one row; both apply paths use this one text.
+/// A row's first version and a later one: the packed path knows from its lookup which applies.
+const ROW_VERSION_INSERT: &str = "INSERT INTO SYNC_ROW_VERSION (TABLE_NAME, ROW_KEY, SEQ, UPDATED_AT) \
+     VALUES (?, ?, ?, CURRENT_TIMESTAMP)";
+const ROW_VERSION_UPDATE: &str = "UPDATE SYNC_ROW_VERSION SET SEQ = ?, UPDATED_AT = CURRENT_TIMESTAMP \
+     WHERE TABLE_NAME = ? AND ROW_KEY = ?";
+
+/// The last applied sequence of one row, in the statement-by-statement path.
 const ROW_VERSION_UPSERT: &str = "UPDATE OR INSERT INTO SYNC_ROW_VERSION (TABLE_NAME, ROW_KEY, SEQ, UPDATED_AT) \
      VALUES (?, ?, ?, CURRENT_TIMESTAMP) MATCHING (TABLE_NAME, ROW_KEY)";
 
-/// Ids per `IN (...)` list; Firebird 2.5 allows 1,500 but short lists prepare and cache better.
-const IN_CHUNK: usize = 50;
+/// Correlation ids per ledger lookup: one query for a default batch of 500 changes (Firebird 2.5
+/// allows 1,500 items in a list).
+const LEDGER_CHUNK: usize = 500;
+/// Row keys per version lookup: one UNION branch (one context) each; a statement holds 256 contexts.
+const VERSION_CHUNK: usize = 200;
 
 /// A change ready to apply: its identity and the transform's output.
 #[derive(Debug, Clone)]
@@ -119,14 +128,11 @@ fn in_transaction(
 
 fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOutcome>, BatchError> {
     let whole = |e: FbError| BatchError { index: None, failure: classify(&e) };
-    conn.query_first::<_, (Option<i64>,)>(
-        "SELECT RDB$SET_CONTEXT('USER_TRANSACTION', 'PONTE_APPLY', '1') FROM RDB$DATABASE",
-        (),
-    )
-    .map_err(whole)?;
+    let range = flag_host_write(conn).map_err(whole)?;
     let applied = ledger_lookup(conn, batch).map_err(whole)?;
     let mut versions = row_versions(conn, batch).map_err(whole)?;
-    let range = id_range(conn).map_err(whole)?;
+    // Rows that have a version row already: their new version is an UPDATE, the others an INSERT.
+    let known: HashSet<(String, String)> = versions.keys().cloned().collect();
     let mut dirty: Vec<(String, String)> = Vec::new();
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut block = Block::default();
@@ -145,8 +151,13 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
         let outcome = if stale { BatchOutcome::Stale } else { BatchOutcome::Applied };
         let packable = mode == Mode::Blocks && change.output.statements.iter().all(|s| s.params.iter().all(blockable));
         if packable {
-            let (sql_len, bytes, statements) = footprint(change);
-            if in_block >= MAX_CHANGES_PER_BLOCK || !block.has_room(sql_len, bytes, statements) {
+            let (sql_len, mut bytes, mut contexts) = footprint(change);
+            if allocates_ids(change) {
+                // The pending INDICE raises go in first.
+                contexts += claims.len() * CLAIM_CONTEXTS;
+                bytes += claims.len() * 260;
+            }
+            if in_block >= MAX_CHANGES_PER_BLOCK || !block.has_room(sql_len, bytes, contexts) {
                 flush(conn, &mut block).map_err(whole)?;
                 in_block = 0;
             }
@@ -184,15 +195,26 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
     for key in dirty {
         let seq = versions.get(&key).copied().unwrap_or_default();
         if mode == Mode::Blocks {
-            if !block.has_room(160, 1_000, 1) {
+            let (table, row_key, seq) = (Value::Text(key.0.clone()), Value::Text(key.1.clone()), Value::Int(seq));
+            let bytes = message_bytes(&table) + message_bytes(&row_key) + message_bytes(&seq);
+            if !block.has_room(ROW_VERSION_UPDATE.len(), bytes, 2) {
                 flush(conn, &mut block).map_err(whole)?;
             }
-            let refs = [block.bind(&Value::Text(key.0)), block.bind(&Value::Text(key.1)), block.bind(&Value::Int(seq))];
-            block.push(&substitute(ROW_VERSION_UPSERT, &refs).unwrap_or_default());
+            let sql = if known.contains(&key) {
+                let refs = [block.bind(&seq), block.bind(&table), block.bind(&row_key)];
+                substitute(ROW_VERSION_UPDATE, &refs)
+            } else {
+                let refs = [block.bind(&table), block.bind(&row_key), block.bind(&seq)];
+                substitute(ROW_VERSION_INSERT, &refs)
+            };
+            block.push(&sql.unwrap_or_default());
         } else {
             conn.execute(ROW_VERSION_UPSERT, (key.0, key.1, seq))
             .map_err(whole)?;
         }
+    }
+    if !block.has_room(claims.len() * 200, claims.len() * 260, claims.len() * CLAIM_CONTEXTS) {
+        flush(conn, &mut block).map_err(whole)?;
     }
     pack_claims(&mut block, &mut claims);
     flush(conn, &mut block).map_err(whole)?;
@@ -202,6 +224,9 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
 fn allocates_ids(change: &Prepared) -> bool {
     change.output.statements.iter().flat_map(|s| s.params.iter()).any(|v| matches!(v, Value::NewId(_)))
 }
+
+/// Contexts one packed INDICE raise takes (an UPDATE and an INSERT).
+const CLAIM_CONTEXTS: usize = 3;
 
 /// Writes the pending INDICE raises into the block (each key at least its highest claimed id).
 fn pack_claims(block: &mut Block, claims: &mut Vec<(String, i64)>) {
@@ -213,7 +238,7 @@ fn pack_claims(block: &mut Block, claims: &mut Vec<(String, i64)>) {
 }
 
 /// Changes per EXECUTE BLOCK at most (bounds the compiled request's size).
-const MAX_CHANGES_PER_BLOCK: usize = 40;
+const MAX_CHANGES_PER_BLOCK: usize = 100;
 
 fn flush(conn: &mut FbConn, block: &mut Block) -> Result<(), FbError> {
     if block.is_empty() {
@@ -223,22 +248,15 @@ fn flush(conn: &mut FbConn, block: &mut Block) -> Result<(), FbError> {
     conn.execute(&sql, params).map(|_| ())
 }
 
-/// Rough SQL bytes, parameter bytes and statements a change adds to a block.
+/// Rough SQL bytes, parameter bytes and table contexts a change adds to a block.
 fn footprint(change: &Prepared) -> (usize, usize, usize) {
     let new_ids = change.output.statements.iter().flat_map(|s| s.params.iter()).filter(|v| matches!(v, Value::NewId(_))).count();
-    let statements = change.output.statements.len() + 3 * new_ids + 1;
+    // Each new id: UPDATE INDICE (2), IF .. INSERT INDICE (1), SELECT .. FROM INDICE (1); the ledger INSERT (1).
+    let contexts = change.output.statements.iter().map(|s| contexts(&s.sql)).sum::<usize>() + 4 * new_ids + 1;
     let sql: usize = change.output.statements.iter().map(|s| s.sql.len() + s.params.len() * 4 + 200).sum();
-    let bytes: usize = change
-        .output
-        .statements
-        .iter()
-        .flat_map(|s| s.params.iter())
-        .map(|v| match v {
-            Value::Text(t) => t.chars().count() * 4 + 2,
-            _ => 50,
-        })
-        .sum();
-    (sql + 300, bytes + 300, statements)
+    let bytes: usize = change.output.statements.iter().flat_map(|s| s.params.iter()).map(message_bytes).sum();
+    // The ledger row's five values, and the new ids' INDICE keys.
+    (sql + 300, bytes + 400 + 260 * new_ids, contexts)
 }
 
 /// A change's statements with new ids allocated in place (its id claims are aggregated by the caller).
@@ -376,15 +394,17 @@ fn next_indice_id(conn: &mut FbConn, key: &str) -> Result<i64, FbError> {
         .ok_or_else(|| FbError::Other(format!("INDICE row `{key}` vanished")))
 }
 
-/// This unit's id range `[low, high)` when id ranges are installed (SYNC_CAPTURE_INFO,
+/// Sets the host-write flag for this transaction (capture triggers skip flagged writes) and
+/// returns this unit's id range `[low, high)` when id ranges are installed (SYNC_CAPTURE_INFO,
 /// docs/upstream.md): only ids inside it may raise INDICE, so an id from PostgreSQL or another
-/// unit never pushes the local allocator into someone else's range.
-fn id_range(conn: &mut FbConn) -> Result<Option<(i64, i64)>, FbError> {
-    let row: Option<(Option<i64>, Option<i64>)> = conn.query_first(
-        "SELECT FIRST 1 ID_LOW, ID_HIGH FROM SYNC_CAPTURE_INFO WHERE ID_LOW IS NOT NULL",
+/// unit never pushes the local allocator into someone else's range. One round trip for both.
+fn flag_host_write(conn: &mut FbConn) -> Result<Option<(i64, i64)>, FbError> {
+    let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn.query_first(
+        "SELECT FIRST 1 RDB$SET_CONTEXT('USER_TRANSACTION', 'PONTE_APPLY', '1'), I.ID_LOW, I.ID_HIGH \
+         FROM RDB$DATABASE LEFT JOIN SYNC_CAPTURE_INFO I ON I.ID_LOW IS NOT NULL",
         (),
     )?;
-    Ok(row.and_then(|(low, high)| Some((low?, high?))))
+    Ok(row.and_then(|(_, low, high)| Some((low?, high?))))
 }
 
 fn in_range(range: Option<(i64, i64)>, id: i64) -> bool {
@@ -412,14 +432,15 @@ fn raise_indice(conn: &mut FbConn, key: &str, id: i64, range: Option<(i64, i64)>
 /// Which of the batch's correlation ids are already in the ledger.
 fn ledger_lookup(conn: &mut FbConn, batch: &[Prepared]) -> Result<HashMap<String, ()>, FbError> {
     let mut found = HashMap::new();
-    for chunk in batch.chunks(IN_CHUNK) {
+    for chunk in batch.chunks(LEDGER_CHUNK) {
+        let size = lookup_size(chunk.len(), LEDGER_CHUNK);
         let sql = format!(
             "SELECT CORRELATION_ID FROM SYNC_CONTROL WHERE CORRELATION_ID IN ({})",
-            placeholders(chunk.len())
+            vec!["?"; size].join(", ")
         );
-        let params: Vec<SqlType> = chunk
-            .iter()
-            .map(|c| SqlType::Text(c.correlation_id.clone()))
+        // Padded with the last id: a repeated list item changes nothing.
+        let params: Vec<SqlType> = (0..size)
+            .map(|i| SqlType::Text(chunk[i.min(chunk.len() - 1)].correlation_id.clone()))
             .collect();
         let rows: Vec<(String,)> = conn.query(&sql, params)?;
         found.extend(rows.into_iter().map(|(id,)| (id.trim().to_string(), ())));
@@ -427,38 +448,49 @@ fn ledger_lookup(conn: &mut FbConn, batch: &[Prepared]) -> Result<HashMap<String
     Ok(found)
 }
 
-/// The last applied sequence of every row the batch touches.
+/// The last applied sequence of every row the batch touches. One branch per key, each an exact
+/// primary-key probe, returning the key's position instead of the key itself: a `ROW_KEY` is a
+/// wide column (800 bytes in the row buffer) and fetching it back cost more than the probes.
 fn row_versions(
     conn: &mut FbConn,
     batch: &[Prepared],
 ) -> Result<HashMap<(String, String), i64>, FbError> {
-    let mut by_table: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut keys: Vec<(&str, &str)> = Vec::new();
     for change in batch {
-        let keys = by_table.entry(change.table.as_str()).or_default();
-        if !keys.contains(&change.output.row_key.as_str()) {
-            keys.push(change.output.row_key.as_str());
+        let key = (change.table.as_str(), change.output.row_key.as_str());
+        if !keys.contains(&key) {
+            keys.push(key);
         }
     }
     let mut versions = HashMap::new();
-    for (table, keys) in by_table {
-        for chunk in keys.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT ROW_KEY, SEQ FROM SYNC_ROW_VERSION WHERE TABLE_NAME = ? AND ROW_KEY IN ({})",
-                placeholders(chunk.len())
-            );
-            let mut params = vec![SqlType::Text(table.to_string())];
-            params.extend(chunk.iter().map(|k| SqlType::Text(k.to_string())));
-            let rows: Vec<(String, i64)> = conn.query(&sql, params)?;
-            for (key, seq) in rows {
-                versions.insert((table.to_string(), key), seq);
-            }
+    for chunk in keys.chunks(VERSION_CHUNK) {
+        let size = lookup_size(chunk.len(), VERSION_CHUNK);
+        let sql = (0..size)
+            .map(|i| format!("SELECT {i}, SEQ FROM SYNC_ROW_VERSION WHERE TABLE_NAME = ? AND ROW_KEY = ?"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        // Padded with the last key: its row then comes back more than once, harmlessly.
+        let params: Vec<SqlType> = (0..size)
+            .flat_map(|i| {
+                let (table, key) = chunk[i.min(chunk.len() - 1)];
+                [SqlType::Text(table.to_string()), SqlType::Text(key.to_string())]
+            })
+            .collect();
+        let rows: Vec<(i64, i64)> = conn.query(&sql, params)?;
+        for (position, seq) in rows {
+            let Some(&(table, key)) = usize::try_from(position).ok().and_then(|p| chunk.get(p)) else {
+                continue;
+            };
+            versions.insert((table.to_string(), key.to_string()), seq);
         }
     }
     Ok(versions)
 }
 
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
+/// Lookup statements come in a few sizes (chunks are padded up), so a batch of any size reuses
+/// prepared statements instead of preparing a new text for every length.
+fn lookup_size(len: usize, max: usize) -> usize {
+    [1, 4, 16, 64].into_iter().find(|&s| len <= s).unwrap_or(max).min(max).max(len)
 }
 
 #[cfg(test)]
@@ -466,9 +498,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lookup_sizes_are_few_and_cover_the_chunk() {
+        assert_eq!(lookup_size(1, 200), 1);
+        assert_eq!(lookup_size(3, 200), 4);
+        assert_eq!(lookup_size(17, 200), 64);
+        assert_eq!(lookup_size(65, 200), 200);
+        assert_eq!(lookup_size(65, 500), 500);
+        assert_eq!(lookup_size(200, 200), 200);
+    }
+
+    #[test]
     fn shared_statement_texts_take_the_parameters_both_paths_bind() {
         let refs = |n: usize| (0..n).map(|i| format!(":p{i}")).collect::<Vec<_>>();
         assert!(substitute(LEDGER_INSERT, &refs(5)).is_some());
         assert!(substitute(ROW_VERSION_UPSERT, &refs(3)).is_some());
+        assert!(substitute(ROW_VERSION_INSERT, &refs(3)).is_some());
+        assert!(substitute(ROW_VERSION_UPDATE, &refs(3)).is_some());
     }
 }
+
+

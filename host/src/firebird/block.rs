@@ -14,10 +14,8 @@ use crate::transform::types::Value;
 const MAX_MESSAGE_BYTES: usize = 48 * 1024;
 /// SQL text budget of one block (2.5 caps statement text at 64 KiB).
 const MAX_SQL_BYTES: usize = 48 * 1024;
-/// Table contexts one request may hold (Firebird: 256).
+/// Table contexts one request may hold (Firebird: 256, counted over the whole block).
 const MAX_CONTEXTS: usize = 240;
-/// Contexts one statement may take (UPDATE OR INSERT and MERGE expand into several).
-const CONTEXTS_PER_STATEMENT: usize = 4;
 /// Longest text (in characters) bound inside a block; longer ones go through the plain path.
 pub const MAX_BLOCK_TEXT_CHARS: usize = 1024;
 
@@ -25,6 +23,7 @@ pub const MAX_BLOCK_TEXT_CHARS: usize = 1024;
 #[derive(Default)]
 pub struct Block {
     header: Vec<String>,
+    header_bytes: usize,
     declares: String,
     body: String,
     params: Vec<SqlType>,
@@ -40,38 +39,41 @@ impl Block {
     }
 
     /// Whether a change of about `sql_len` bytes of statements, `bytes` of parameters and
-    /// `statements` statements still fits.
-    pub fn has_room(&self, sql_len: usize, bytes: usize, statements: usize) -> bool {
+    /// `contexts` table contexts (see [`contexts`]) still fits.
+    pub fn has_room(&self, sql_len: usize, bytes: usize, contexts: usize) -> bool {
         self.is_empty()
-            || (self.body.len() + sql_len * 2 + 512 < MAX_SQL_BYTES
+            || (self.text_bytes() + sql_len * 2 + 512 < MAX_SQL_BYTES
                 && self.message_bytes + bytes + 256 < MAX_MESSAGE_BYTES
-                && self.contexts + statements * CONTEXTS_PER_STATEMENT <= MAX_CONTEXTS)
+                && self.contexts + contexts <= MAX_CONTEXTS)
+    }
+
+    /// Bytes of block text so far: parameter declarations, variables and statements.
+    fn text_bytes(&self) -> usize {
+        self.header_bytes + self.declares.len() + self.body.len()
     }
 
     /// Binds a value as a block input parameter and returns how to refer to it (`:pN` or NULL).
     pub fn bind(&mut self, value: &Value) -> String {
-        let (decl, param, bytes) = match value {
+        let (decl, param) = match value {
             Value::Null | Value::NewId(_) => return "NULL".into(),
-            Value::Int(v) => ("BIGINT".to_string(), SqlType::Integer(*v), 8),
-            Value::Float(v) => ("DOUBLE PRECISION".to_string(), SqlType::Floating(*v), 8),
+            Value::Int(v) => ("BIGINT".to_string(), SqlType::Integer(*v)),
+            Value::Float(v) => ("DOUBLE PRECISION".to_string(), SqlType::Floating(*v)),
             Value::Decimal(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => {
-                ("VARCHAR(48) CHARACTER SET ASCII".to_string(), SqlType::Text(s.clone()), 50)
+                ("VARCHAR(48) CHARACTER SET ASCII".to_string(), SqlType::Text(s.clone()))
             }
-            Value::Text(s) => {
-                let chars = bucket(s.chars().count());
-                (format!("VARCHAR({chars}) CHARACTER SET UTF8"), SqlType::Text(s.clone()), chars * 4 + 2)
-            }
+            Value::Text(s) => (format!("VARCHAR({}) CHARACTER SET UTF8", bucket(s.chars().count())), SqlType::Text(s.clone())),
             // Text blobs must be transliterated into the column's charset (WIN1252...), which
             // only happens when the parameter says it is UTF8 text; true binary stays binary.
             Value::Blob(b) if std::str::from_utf8(b).is_ok() => {
-                ("BLOB SUB_TYPE TEXT CHARACTER SET UTF8".to_string(), SqlType::Binary(b.clone()), 8)
+                ("BLOB SUB_TYPE TEXT CHARACTER SET UTF8".to_string(), SqlType::Binary(b.clone()))
             }
-            Value::Blob(b) => ("BLOB SUB_TYPE 0".to_string(), SqlType::Binary(b.clone()), 8),
+            Value::Blob(b) => ("BLOB SUB_TYPE 0".to_string(), SqlType::Binary(b.clone())),
         };
         let name = format!("p{}", self.header.len());
         self.header.push(format!("{name} {decl} = ?"));
+        self.header_bytes += name.len() + decl.len() + 6;
         self.params.push(param);
-        self.message_bytes += bytes;
+        self.message_bytes += message_bytes(value);
         format!(":{name}")
     }
 
@@ -85,7 +87,7 @@ impl Block {
 
     /// Appends one PSQL statement (terminated here).
     pub fn push(&mut self, statement: &str) {
-        self.contexts += CONTEXTS_PER_STATEMENT;
+        self.contexts += contexts(statement);
         self.body.push_str(statement);
         self.body.push_str(";\n");
     }
@@ -100,12 +102,56 @@ impl Block {
     }
 }
 
+/// Table contexts a statement takes in a compiled block, as measured on Firebird 3.0 (2.5 is the
+/// same or less): INSERT and DELETE 1, UPDATE 2, UPDATE OR INSERT 3, MERGE with a one-row source
+/// 4, plus one per FROM or JOIN (a subquery, a SELECT INTO). Over-counting only makes blocks
+/// smaller; under-counting would fail a block (and send its batch down the slow path).
+pub fn contexts(statement: &str) -> usize {
+    let mut words = statement
+        .split('\'')
+        .step_by(2) // outside string literals
+        .flat_map(|part| part.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')))
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+        .peekable();
+    let mut base = None;
+    let mut sources = 0;
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "FROM" | "JOIN" => sources += 1,
+            "INSERT" | "DELETE" if base.is_none() => {
+                base = Some(1);
+                if word == "DELETE" && words.peek().is_some_and(|w| w == "FROM") {
+                    words.next();
+                }
+            }
+            "UPDATE" if base.is_none() => {
+                base = Some(if words.peek().is_some_and(|w| w == "OR") { 3 } else { 2 })
+            }
+            "MERGE" if base.is_none() => base = Some(4),
+            "SELECT" if base.is_none() => base = Some(0),
+            _ => {}
+        }
+    }
+    base.unwrap_or(4) + sources
+}
+
 /// Declared text lengths come in a few sizes so that blocks of the same shape share one text.
 fn bucket(chars: usize) -> usize {
     [16, 64, 256, MAX_BLOCK_TEXT_CHARS]
         .into_iter()
         .find(|&b| chars <= b)
         .unwrap_or(MAX_BLOCK_TEXT_CHARS)
+}
+
+/// Bytes a bound value takes in the block's input message (a blob travels as an 8-byte id).
+pub fn message_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::NewId(_) => 0,
+        Value::Int(_) | Value::Float(_) | Value::Blob(_) => 8,
+        Value::Decimal(_) | Value::Date(_) | Value::Time(_) | Value::Timestamp(_) => 50,
+        Value::Text(s) => bucket(s.chars().count()) * 4 + 2,
+    }
 }
 
 /// Whether a value can be bound inside a block (very long texts cannot).
@@ -147,6 +193,18 @@ mod tests {
         );
         assert_eq!(substitute("X = ?", &refs), None, "too many refs");
         assert_eq!(substitute("X = ? AND ? AND ?", &refs), None, "too few refs");
+    }
+
+    #[test]
+    fn counts_contexts_as_the_server_does() {
+        assert_eq!(contexts("INSERT INTO T (A) VALUES (:p0)"), 1);
+        assert_eq!(contexts("delete from T where A = :p0"), 1);
+        assert_eq!(contexts("UPDATE T SET A = :p0 WHERE B = 'FROM'"), 2);
+        assert_eq!(contexts("UPDATE OR INSERT INTO T (A) VALUES (:p0) MATCHING (A)"), 3);
+        assert_eq!(contexts("MERGE INTO T USING (SELECT 1 AS A FROM RDB$DATABASE) S ON T.A = S.A WHEN MATCHED THEN UPDATE SET B = 1"), 5);
+        assert_eq!(contexts("IF (ROW_COUNT = 0) THEN INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES (:p0, 1)"), 1);
+        assert_eq!(contexts("SELECT ULTIMO_ID FROM INDICE WHERE TABELA = :p0 INTO :v0"), 1);
+        assert_eq!(contexts("INSERT INTO T (A) SELECT A FROM U JOIN V ON U.X = V.X"), 3);
     }
 
     #[test]
