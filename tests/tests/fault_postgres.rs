@@ -13,12 +13,22 @@ async fn postgres_restart_loses_nothing() {
     let mut env = TestEnv::new(&units).await.expect("test environment");
     env.install_transforms(&["customers", "orders", "generic"]).unwrap();
     env.extra_toml = "[relay]\nbatch_size = 50\n".into();
-    // Write the stream first, then let the relay drain it across the restart.
-    ponte::demo::load(&env.pg, &ponte::demo::LoadOptions { changes: 2_000, units: vec![1, 2, 3], concurrency: 4, seed: 51 }, |_| {})
+    // Write the stream first (~18,000 outbox rows, seconds of draining), then restart PostgreSQL
+    // as soon as the relay has published its first rows: progress, not a guessed delay, decides
+    // when, so a faster relay cannot finish before the fault.
+    ponte::demo::load(&env.pg, &ponte::demo::LoadOptions { changes: 6_000, units: vec![1, 2, 3], concurrency: 4, seed: 51 }, |_| {})
         .await
         .unwrap();
     let (running, stop) = env.start(Roles { relay: true, apply: true, ..Roles::none() }).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let publishing = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_sync_outbox WHERE status = 'sent'").fetch_one(&env.pg).await.unwrap();
+        assert!(tokio::time::Instant::now() < publishing, "the relay published nothing in 60 s");
+        if sent > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let cluster = std::fs::read_dir("/etc/postgresql")
         .ok()
         .and_then(|mut d| d.next())

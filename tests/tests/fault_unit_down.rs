@@ -27,7 +27,9 @@ async fn one_unit_down_does_not_stop_the_others() {
     let env = TestEnv::new(&units).await.expect("test environment");
     env.install_transforms(&["customers", "orders", "generic"]).unwrap();
     let (running, stop) = env.start(Roles { relay: true, apply: true, ..Roles::none() }).await.unwrap();
-    let load = env.load_in_background(4_000, 3, 41);
+    // The application keeps writing through the outage (however fast this machine drains), so the
+    // other units have work to apply while unit 2 is down.
+    let (stop_load, load) = env.load_until_stopped(3, 41);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let down = env.units[1].1.clone();
@@ -40,6 +42,8 @@ async fn one_unit_down_does_not_stop_the_others() {
     gfix(&["-online", "normal"], &down);
     assert!(after.0 > before.0 && after.1 > before.1, "units 1 and 3 kept applying while unit 2 was down: {before:?} -> {after:?}");
 
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_load.cancel();
     load.await.unwrap().expect("load completes");
     env.wait_outbox_drained(Duration::from_secs(180)).await.unwrap();
     check::units_match(&env, Duration::from_secs(240)).await.unwrap();

@@ -75,6 +75,20 @@ async fn ledger_guard_indice_and_exact_values_on_win1252() {
     let again = apply_batch(&mut conn, std::slice::from_ref(&first)).expect("apply dup");
     assert_eq!(again, vec![BatchOutcome::Duplicate]);
 
+    // Two copies of one change in the same batch (a message stored by the broker but not
+    // confirmed, then published again): one applies, the other is a duplicate, in both paths.
+    let twin = upsert(30, "Gêmeo", Value::Null, 250);
+    let outcomes = apply_batch(&mut conn, &[twin.clone(), twin.clone()]).expect("apply twins");
+    assert_eq!(outcomes, vec![BatchOutcome::Applied, BatchOutcome::Duplicate]);
+    // A text too long to pack takes the statement-by-statement path.
+    let mut long_twin = upsert(31, "Longo", Value::Null, 260);
+    long_twin.output.statements[0] = Statement {
+        sql: "UPDATE OR INSERT INTO CLIENTES (ID, NOME, ATRIBUTOS) VALUES (?, ?, ?) MATCHING (ID)".into(),
+        params: vec![Value::Int(31), Value::Text("Longo".into()), Value::Text("ç".repeat(1_500))],
+    };
+    let outcomes = apply_batch(&mut conn, &[long_twin.clone(), long_twin]).expect("apply long twins");
+    assert_eq!(outcomes, vec![BatchOutcome::Applied, BatchOutcome::Duplicate]);
+
     // A newer change, then an older one arriving late (replay): the older is skipped.
     let newer = upsert(42, "Novo nome", Value::Decimal("1.50".into()), 300);
     let older = upsert(42, "Nome antigo", Value::Decimal("2.00".into()), 200);
@@ -103,7 +117,7 @@ async fn ledger_guard_indice_and_exact_values_on_win1252() {
 
     // Every correlation id is in the ledger exactly once.
     let (ledger,): (i64,) = conn.query_first("SELECT COUNT(*) FROM SYNC_CONTROL", ()).unwrap().unwrap();
-    assert_eq!(ledger, 4);
+    assert_eq!(ledger, 6);
     let _ = conn.close();
     drop_unit_dbs(&env_units).unwrap();
 }

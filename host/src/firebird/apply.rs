@@ -134,6 +134,7 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
     // Rows that have a version row already: their new version is an UPDATE, the others an INSERT.
     let known: HashSet<(String, String)> = versions.keys().cloned().collect();
     let mut dirty: Vec<(String, String)> = Vec::new();
+    let mut in_batch: HashSet<&str> = HashSet::new();
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut block = Block::default();
     let mut in_block = 0usize;
@@ -142,7 +143,10 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
     let mut claims: Vec<(String, i64)> = Vec::new();
     for (i, change) in batch.iter().enumerate() {
         let fail = |e: FbError| BatchError { index: Some(i), failure: classify(&e) };
-        if applied.contains_key(change.correlation_id.as_str()) {
+        // A redelivered copy can share a batch with its original (a broker outage returns a
+        // message that was stored but not confirmed, and the relay publishes it again): the
+        // first copy applies, later ones are duplicates like those already in the ledger.
+        if applied.contains_key(change.correlation_id.as_str()) || !in_batch.insert(change.correlation_id.as_str()) {
             outcomes.push(BatchOutcome::Duplicate);
             continue;
         }
