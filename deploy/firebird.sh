@@ -10,10 +10,10 @@
 #     wait     wait (PONTE_FB_WAIT seconds, default 30) for 127.0.0.1:3050
 #     check    log in as SYSDBA through Srp AND through Legacy_Auth (what a real 2.5 site speaks)
 # The fault tests use `stop` / `start` to take the whole server down and bring it back.
-# env: PONTE_FB_PASSWORD (SYSDBA password, default masterkey), PONTE_FB_WAIT (seconds, default 30)
+# env: PONTE_FIREBIRD_PASSWORD (SYSDBA password, default masterkey; PONTE_FB_PASSWORD is the old name), PONTE_FB_WAIT (seconds, default 30)
 set -euo pipefail
 
-FB_PASSWORD="${PONTE_FB_PASSWORD:-masterkey}"
+FB_PASSWORD="${PONTE_FIREBIRD_PASSWORD:-${PONTE_FB_PASSWORD:-masterkey}}"
 FB_WAIT="${PONTE_FB_WAIT:-30}"
 FB_CONF=/etc/firebird/3.0/firebird.conf
 FB_ROOT=/usr/lib/x86_64-linux-gnu/firebird/3.0
@@ -103,7 +103,7 @@ ensure_users() {
   check_login srp >/dev/null || die "SYSDBA login through Srp fails after setting the password: see $FB_ROOT/firebird.log"
   check_login legacy >/dev/null || die "SYSDBA login through Legacy_Auth fails: check AuthServer/UserManager in $FB_CONF"
   [[ -n "$was_running" ]] || stop_server quiet
-  say "SYSDBA set in the Srp and Legacy_UserManager user managers (password from PONTE_FB_PASSWORD)"
+  say "SYSDBA set in the Srp and Legacy_UserManager user managers (password from PONTE_FIREBIRD_PASSWORD)"
 }
 
 # Embedded (no server, as user firebird, no password needed): how Firebird 3 initialises SYSDBA.

@@ -5,13 +5,13 @@
 #   usage: deploy/setup.sh [--units N] [--services-only]
 #     --units N         create N demo unit databases (default 50) and migrate units 1..N
 #     --services-only   only install/start the servers and the wasm toolchain (what tests need)
-# env: PONTE_FB_PASSWORD (SYSDBA password, default masterkey), PONTE_SERVICE_WAIT (seconds, 120)
+# env: PONTE_FIREBIRD_PASSWORD (SYSDBA password, default masterkey; PONTE_FB_PASSWORD is the old name), PONTE_SERVICE_WAIT (seconds, 120)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 UNITS=50
 SERVICES_ONLY=""
-FB_PASSWORD="${PONTE_FB_PASSWORD:-masterkey}"
+FB_PASSWORD="${PONTE_FIREBIRD_PASSWORD:-${PONTE_FB_PASSWORD:-masterkey}}"
 SERVICE_WAIT="${PONTE_SERVICE_WAIT:-120}"
 UNITS_DIR=/var/lib/ponte/units
 PG_URL_ADMIN="postgres://postgres@127.0.0.1:5432/postgres"
@@ -121,8 +121,8 @@ rabbitmq() {
 
 # --- Firebird -----------------------------------------------------------------------------------
 firebird() {
-  PONTE_FB_PASSWORD="$FB_PASSWORD" "$REPO/deploy/firebird.sh" install
-  PONTE_FB_PASSWORD="$FB_PASSWORD" "$REPO/deploy/firebird.sh" start
+  PONTE_FIREBIRD_PASSWORD="$FB_PASSWORD" "$REPO/deploy/firebird.sh" install
+  PONTE_FIREBIRD_PASSWORD="$FB_PASSWORD" "$REPO/deploy/firebird.sh" start
 }
 
 # --- toolchain and builds -----------------------------------------------------------------------

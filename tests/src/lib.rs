@@ -32,7 +32,10 @@ pub fn amqp_url() -> String {
 
 /// SYSDBA's password on the test Firebird server.
 pub fn fb_password() -> String {
-    std::env::var("PONTE_FB_PASSWORD").unwrap_or_else(|_| "masterkey".into())
+    // The same variable the host and deploy/firebird.sh read (PONTE_FB_PASSWORD: the old name).
+    std::env::var("PONTE_FIREBIRD_PASSWORD")
+        .or_else(|_| std::env::var("PONTE_FB_PASSWORD"))
+        .unwrap_or_else(|_| "masterkey".into())
 }
 
 /// Logs for tests (once per process); `RUST_LOG` filters.

@@ -6,6 +6,7 @@ mod apply;
 mod block;
 mod connect;
 mod error;
+mod lookup;
 mod migrate;
 mod schema;
 

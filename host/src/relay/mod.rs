@@ -266,6 +266,7 @@ async fn wait_for_work(listener: &mut Option<PgListener>, poll: Duration, shutdo
 /// The janitor and the backlog sampler, until `shutdown`.
 pub async fn janitor(pool: PgPool, config: Arc<Config>, metrics: Metrics, shutdown: CancellationToken) {
     let every = Duration::from_secs(config.relay.janitor_interval_secs.max(1));
+    let mut unserved = Vec::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -281,9 +282,45 @@ pub async fn janitor(pool: PgPool, config: Arc<Config>, metrics: Metrics, shutdo
         }
         if let Ok(rows) = backlog(&pool).await {
             metrics.outbox_backlog.reset();
-            for (unit, status, n) in rows {
-                metrics.outbox_backlog.with_label_values(&[&unit.to_string(), &status]).set(n);
+            for (unit, status, n) in &rows {
+                metrics.outbox_backlog.with_label_values(&[&unit.to_string(), status]).set(*n);
             }
+            unserved = warn_unserved(&config, &rows, unserved);
         }
+    }
+}
+
+/// Pending rows for a unit missing from `[units]` wait (another instance may serve it, or the
+/// unit is about to be added): they are neither lost nor refused, but an operator must see them.
+/// Warns when that backlog changes; returns it for the next round.
+fn warn_unserved(config: &Config, rows: &[(i32, String, i64)], before: Vec<(i32, i64)>) -> Vec<(i32, i64)> {
+    let served: Vec<i32> = config.units().iter().map(|u| u.id).collect();
+    let now: Vec<(i32, i64)> = rows
+        .iter()
+        .filter(|(unit, status, _)| status == "pending" && !served.contains(unit))
+        .map(|(unit, _, n)| (*unit, *n))
+        .collect();
+    if !now.is_empty() && now != before {
+        tracing::warn!(
+            units = ?now,
+            "Outbox rows are pending for units this instance does not serve (not in [units]); they wait for a relay configured with those units."
+        );
+    }
+    now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_rows_of_unserved_units_are_reported() {
+        let config = Config::parse(
+            "[postgres]\nurl='postgres://x'\n[amqp]\nurl='amqp://x'\n[firebird]\npassword='x'\n[units]\nids='1-2'\ndatabase='127.0.0.1:/u{id}.fdb'\n[transforms]\ndir='/tmp'\n",
+        )
+        .unwrap();
+        let rows = vec![(1, "pending".to_string(), 5), (9, "pending".to_string(), 3), (9, "dead".to_string(), 1)];
+        assert_eq!(warn_unserved(&config, &rows, Vec::new()), vec![(9, 3)]);
+        assert_eq!(warn_unserved(&config, &rows[..1], vec![(9, 3)]), Vec::<(i32, i64)>::new());
     }
 }
