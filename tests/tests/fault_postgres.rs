@@ -1,5 +1,6 @@
 //! PostgreSQL restarts while the relay is draining the outbox: the relay's queries fail, it backs
-//! off, reconnects and finishes; nothing is lost, nothing is applied twice.
+//! off, reconnects, hands the interrupted round's rows back and finishes; nothing is lost, nothing
+//! is applied twice.
 
 use std::process::Command;
 use std::time::Duration;
@@ -52,6 +53,13 @@ async fn postgres_restart_loses_nothing() {
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_sync_outbox").fetch_one(&env.pg).await.unwrap();
     assert!(sent < total, "the restart happened mid-drain ({sent} of {total} sent)");
     env.wait_outbox_drained(Duration::from_secs(180)).await.unwrap();
+    // The relay handed its failed round's rows back itself (in order, at once); none waited for
+    // the janitor's processing timeout.
+    let rescued: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_sync_outbox WHERE error_log LIKE 'rescued by the janitor%'")
+        .fetch_one(&env.pg)
+        .await
+        .unwrap();
+    assert_eq!(rescued, 0, "rows waited for the janitor");
     check::units_match(&env, Duration::from_secs(180)).await.unwrap();
     check::ledgers_exact_and_ordered(&env).await.unwrap();
     stop.cancel();

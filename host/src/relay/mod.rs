@@ -56,6 +56,7 @@ impl Relay {
         let mut listener: Option<PgListener> = None;
         let mut errors = Backoff::default();
         let mut last_refresh: Option<Instant> = None;
+        let mut orphans = false;
         tracing::info!(instance = %self.instance, "Relay started.");
         while !shutdown.is_cancelled() {
             let refresh_due = last_refresh.is_none_or(|t| t.elapsed() >= Duration::from_secs(relay_cfg.lease_secs / 3).max(Duration::from_secs(1)));
@@ -65,6 +66,24 @@ impl Relay {
                     continue;
                 }
                 last_refresh = Some(Instant::now());
+            }
+            // A failed round (database gone mid-round) leaves its rows in `processing` under this
+            // instance, where they would not block this instance's next claim: hand them back
+            // first, so they go out again in order now instead of after the janitor's timeout.
+            if orphans {
+                match outbox::hand_back(&self.pool, None, &self.instance).await {
+                    Ok(n) => {
+                        orphans = false;
+                        if n > 0 {
+                            self.metrics.relay_rows.with_label_values(&["handed_back"]).inc_by(n);
+                            tracing::info!(rows = n, "Rows of the failed round handed back to pending.");
+                        }
+                    }
+                    Err(e) => {
+                        self.pause(&shutdown, &mut errors, &format!("handing back the failed round's rows failed: {e}")).await;
+                        continue;
+                    }
+                }
             }
             if listener.is_none() {
                 listener = listen(&self.pool).await;
@@ -79,7 +98,10 @@ impl Relay {
                     wait_for_work(&mut listener, Duration::from_millis(relay_cfg.poll_interval_ms), &shutdown).await;
                 }
                 Ok(_) => errors.reset(),
-                Err(e) => self.pause(&shutdown, &mut errors, &format!("outbox query failed: {e}")).await,
+                Err(e) => {
+                    orphans = true;
+                    self.pause(&shutdown, &mut errors, &format!("outbox query failed: {e}")).await;
+                }
             }
         }
         self.stop(&mut leases).await;
