@@ -97,3 +97,18 @@ pub async fn processing_rows(env: &TestEnv) -> anyhow::Result<i64> {
         .fetch_one(&env.pg)
         .await?)
 }
+
+/// The dead-letter queue once it holds at least `count` letters (or after `limit`, as it is then:
+/// the caller's assertions say what is missing). Dead letters change no business row, so the
+/// units can match PostgreSQL before the last of them has been set aside.
+pub async fn dead_letters(env: &TestEnv, count: usize, limit: Duration) -> anyhow::Result<Vec<ponte::ops::dlq::DeadLetterView>> {
+    let config = env.config()?;
+    let started = Instant::now();
+    loop {
+        let letters = ponte::ops::dlq::list(&config, count.max(1) * 2 + 10).await?;
+        if letters.len() >= count || started.elapsed() > limit {
+            return Ok(letters);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -90,7 +90,7 @@ async fn poison_is_set_aside_and_the_stream_goes_on() {
     let poisoned = vec![poison_long.clone(), poison_array.clone(), wrong_id.clone(), wrong_decimal.clone(), huge_name.clone()];
     check::ledgers_exact_and_ordered_except(&env, &poisoned).await.unwrap();
 
-    let letters = ponte::ops::dlq::list(&env.config().unwrap(), 50).await.unwrap();
+    let letters = check::dead_letters(&env, 8, Duration::from_secs(60)).await.unwrap();
     let reason_of = |id: &str| letters.iter().find(|l| l.correlation_id == id).map(|l| (l.class.clone(), l.reason.clone()));
     let (class, reason) = reason_of(&poison_long).expect("too-long payload dead-lettered");
     assert_eq!(class, "transform");

@@ -59,7 +59,7 @@ async fn hostile_transforms_fail_only_their_messages() {
     let poisoned: Vec<String> = hostile_ids.iter().map(|(id, _)| id.clone()).collect();
     check::ledgers_exact_and_ordered_except(&env, &poisoned).await.unwrap();
 
-    let letters = ponte::ops::dlq::list(&env.config().unwrap(), 100).await.unwrap();
+    let letters = check::dead_letters(&env, hostile_ids.len(), Duration::from_secs(60)).await.unwrap();
     for (id, table) in &hostile_ids {
         let letter = letters
             .iter()
