@@ -125,10 +125,9 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
     let whole = |e: FbError| BatchError { index: None, failure: classify(&e) };
     let range = flag_host_write(conn).map_err(whole)?;
     let applied = ledger_lookup(conn, batch).map_err(whole)?;
-    let mut versions = row_versions(conn, batch).map_err(whole)?;
-    // Rows that have a version row already: their new version is an UPDATE, the others an INSERT.
-    let known: HashSet<(String, String)> = versions.keys().cloned().collect();
-    let mut dirty: Vec<(String, String)> = Vec::new();
+    // Each row's last applied sequence before this batch, and its newest one within it.
+    let versions = row_versions(conn, batch).map_err(whole)?;
+    let mut written: HashMap<(&str, &str), i64> = HashMap::new();
     let mut in_batch: HashSet<&str> = HashSet::new();
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut block = Block::default();
@@ -141,12 +140,13 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
         // A redelivered copy can share a batch with its original (a broker outage returns a
         // message that was stored but not confirmed, and the relay publishes it again): the
         // first copy applies, later ones are duplicates like those already in the ledger.
-        if applied.contains_key(change.correlation_id.as_str()) || !in_batch.insert(change.correlation_id.as_str()) {
+        if applied.contains(change.correlation_id.as_str()) || !in_batch.insert(change.correlation_id.as_str()) {
             outcomes.push(BatchOutcome::Duplicate);
             continue;
         }
-        let key = (change.table.clone(), change.output.row_key.clone());
-        let stale = matches!(versions.get(&key), Some(&seq) if seq >= change.sequence);
+        let key = (change.table.as_str(), change.output.row_key.as_str());
+        let last = written.get(&key).or(versions.get(&key));
+        let stale = matches!(last, Some(&seq) if seq >= change.sequence);
         let outcome = if stale { BatchOutcome::Stale } else { BatchOutcome::Applied };
         let packable = mode == Mode::Blocks && change.output.statements.iter().all(|s| s.params.iter().all(blockable));
         if packable {
@@ -154,7 +154,7 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
             if allocates_ids(change) {
                 // The pending INDICE raises go in first.
                 contexts += claims.len() * CLAIM_CONTEXTS;
-                bytes += claims.len() * 260;
+                bytes += claims.len() * INDICE_PARAM_BYTES;
             }
             if in_block >= MAX_CHANGES_PER_BLOCK || !block.has_room(sql_len, bytes, contexts) {
                 flush(conn, &mut block).map_err(whole)?;
@@ -184,22 +184,22 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
             insert_ledger(conn, change, outcome).map_err(|e| ledger_error(e, i))?;
         }
         if !stale {
-            versions.insert(key.clone(), change.sequence);
-            if !dirty.contains(&key) {
-                dirty.push(key);
-            }
+            written.insert(key, change.sequence);
         }
         outcomes.push(outcome);
     }
-    for key in dirty {
-        let seq = versions.get(&key).copied().unwrap_or_default();
+    // Row versions in the order the batch first wrote each row, so block texts repeat across
+    // batches of the same shape. A row with a version before the batch gets an UPDATE.
+    for change in batch {
+        let key = (change.table.as_str(), change.output.row_key.as_str());
+        let Some(seq) = written.remove(&key) else { continue };
         if mode == Mode::Blocks {
-            let (table, row_key, seq) = (Value::Text(key.0.clone()), Value::Text(key.1.clone()), Value::Int(seq));
+            let (table, row_key, seq) = (Value::Text(key.0.to_string()), Value::Text(key.1.to_string()), Value::Int(seq));
             let bytes = message_bytes(&table) + message_bytes(&row_key) + message_bytes(&seq);
             if !block.has_room(ROW_VERSION_UPDATE.len(), bytes, 2) {
                 flush(conn, &mut block).map_err(whole)?;
             }
-            let sql = if known.contains(&key) {
+            let sql = if versions.contains_key(&key) {
                 let refs = [block.bind(&seq), block.bind(&table), block.bind(&row_key)];
                 substitute(ROW_VERSION_UPDATE, &refs)
             } else {
@@ -208,11 +208,11 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
             };
             block.push(&sql.unwrap_or_default());
         } else {
-            conn.execute(ROW_VERSION_UPSERT, (key.0, key.1, seq))
-            .map_err(whole)?;
+            conn.execute(ROW_VERSION_UPSERT, (key.0.to_string(), key.1.to_string(), seq))
+                .map_err(whole)?;
         }
     }
-    if !block.has_room(claims.len() * 200, claims.len() * 260, claims.len() * CLAIM_CONTEXTS) {
+    if !block.has_room(claims.len() * 200, claims.len() * INDICE_PARAM_BYTES, claims.len() * CLAIM_CONTEXTS) {
         flush(conn, &mut block).map_err(whole)?;
     }
     pack_claims(&mut block, &mut claims);
@@ -226,6 +226,8 @@ fn allocates_ids(change: &Prepared) -> bool {
 
 /// Contexts one packed INDICE raise takes (an UPDATE and an INSERT).
 const CLAIM_CONTEXTS: usize = 3;
+/// Message bytes of an INDICE key (text up to 64 characters) and an id bound into a block.
+const INDICE_PARAM_BYTES: usize = 270;
 
 /// Writes the pending INDICE raises into the block (each key at least its highest claimed id).
 fn pack_claims(block: &mut Block, claims: &mut Vec<(String, i64)>) {
@@ -255,7 +257,7 @@ fn footprint(change: &Prepared) -> (usize, usize, usize) {
     let sql: usize = change.output.statements.iter().map(|s| s.sql.len() + s.params.len() * 4 + 200).sum();
     let bytes: usize = change.output.statements.iter().flat_map(|s| s.params.iter()).map(message_bytes).sum();
     // The ledger row's five values, and the new ids' INDICE keys.
-    (sql + 300, bytes + 400 + 260 * new_ids, contexts)
+    (sql + 300, bytes + 400 + INDICE_PARAM_BYTES * new_ids, contexts)
 }
 
 /// A change's statements with new ids allocated in place (its id claims are aggregated by the caller).

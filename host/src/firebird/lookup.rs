@@ -2,12 +2,12 @@
 //! the host-write flag with the unit's id range, the batch's correlation ids already in the ledger,
 //! and the last applied sequence of every row the batch touches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rsfbclient::prelude::*;
 use rsfbclient::{FbError, SqlType};
 
-use super::apply::Prepared;
+use super::apply::{Prepared, HOST_WRITE_FLAG};
 use super::connect::FbConn;
 
 /// Correlation ids per ledger lookup: one query for a default batch of 500 changes (Firebird 2.5
@@ -22,16 +22,18 @@ const VERSION_CHUNK: usize = 200;
 /// unit never pushes the local allocator into someone else's range. One round trip for both.
 pub(super) fn flag_host_write(conn: &mut FbConn) -> Result<Option<(i64, i64)>, FbError> {
     let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn.query_first(
-        "SELECT FIRST 1 RDB$SET_CONTEXT('USER_TRANSACTION', 'PONTE_APPLY', '1'), I.ID_LOW, I.ID_HIGH \
-         FROM RDB$DATABASE LEFT JOIN SYNC_CAPTURE_INFO I ON I.ID_LOW IS NOT NULL",
+        &format!(
+            "SELECT FIRST 1 RDB$SET_CONTEXT('USER_TRANSACTION', '{HOST_WRITE_FLAG}', '1'), I.ID_LOW, I.ID_HIGH \
+             FROM RDB$DATABASE LEFT JOIN SYNC_CAPTURE_INFO I ON I.ID_LOW IS NOT NULL"
+        ),
         (),
     )?;
     Ok(row.and_then(|(_, low, high)| Some((low?, high?))))
 }
 
 /// Which of the batch's correlation ids are already in the ledger.
-pub(super) fn ledger_lookup(conn: &mut FbConn, batch: &[Prepared]) -> Result<HashMap<String, ()>, FbError> {
-    let mut found = HashMap::new();
+pub(super) fn ledger_lookup(conn: &mut FbConn, batch: &[Prepared]) -> Result<HashSet<String>, FbError> {
+    let mut found = HashSet::new();
     for chunk in batch.chunks(LEDGER_CHUNK) {
         let size = lookup_size(chunk.len(), LEDGER_CHUNK);
         let sql = format!(
@@ -43,7 +45,7 @@ pub(super) fn ledger_lookup(conn: &mut FbConn, batch: &[Prepared]) -> Result<Has
             .map(|i| SqlType::Text(chunk[i.min(chunk.len() - 1)].correlation_id.clone()))
             .collect();
         let rows: Vec<(String,)> = conn.query(&sql, params)?;
-        found.extend(rows.into_iter().map(|(id,)| (id.trim().to_string(), ())));
+        found.extend(rows.into_iter().map(|(id,)| id.trim().to_string()));
     }
     Ok(found)
 }
@@ -51,17 +53,16 @@ pub(super) fn ledger_lookup(conn: &mut FbConn, batch: &[Prepared]) -> Result<Has
 /// The last applied sequence of every row the batch touches. One branch per key, each an exact
 /// primary-key probe, returning the key's position instead of the key itself: a `ROW_KEY` is a
 /// wide column (800 bytes in the row buffer) and fetching it back cost more than the probes.
-pub(super) fn row_versions(
+pub(super) fn row_versions<'a>(
     conn: &mut FbConn,
-    batch: &[Prepared],
-) -> Result<HashMap<(String, String), i64>, FbError> {
-    let mut keys: Vec<(&str, &str)> = Vec::new();
-    for change in batch {
-        let key = (change.table.as_str(), change.output.row_key.as_str());
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
+    batch: &'a [Prepared],
+) -> Result<HashMap<(&'a str, &'a str), i64>, FbError> {
+    let mut seen = HashSet::new();
+    let keys: Vec<(&str, &str)> = batch
+        .iter()
+        .map(|c| (c.table.as_str(), c.output.row_key.as_str()))
+        .filter(|key| seen.insert(*key))
+        .collect();
     let mut versions = HashMap::new();
     for chunk in keys.chunks(VERSION_CHUNK) {
         let size = lookup_size(chunk.len(), VERSION_CHUNK);
@@ -78,10 +79,9 @@ pub(super) fn row_versions(
             .collect();
         let rows: Vec<(i64, i64)> = conn.query(&sql, params)?;
         for (position, seq) in rows {
-            let Some(&(table, key)) = usize::try_from(position).ok().and_then(|p| chunk.get(p)) else {
-                continue;
-            };
-            versions.insert((table.to_string(), key.to_string()), seq);
+            if let Some(&key) = usize::try_from(position).ok().and_then(|p| chunk.get(p)) {
+                versions.insert(key, seq);
+            }
         }
     }
     Ok(versions)
