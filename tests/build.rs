@@ -41,7 +41,10 @@ fn run() -> Result<(), String> {
              `deploy/build-transforms.sh /tmp/t` by hand to see the whole output"
         ));
     }
-    println!("cargo:rustc-env=PONTE_TEST_TRANSFORMS_DIR={}", dir.display());
+    println!(
+        "cargo:rustc-env=PONTE_TEST_TRANSFORMS_DIR={}",
+        dir.display()
+    );
     Ok(())
 }
 
@@ -60,7 +63,11 @@ fn watch(repo: &Path) -> Result<(), String> {
     }
     // Not transforms/ itself: that scan would include target/. A new crate changes
     // transforms/Cargo.toml (its members), which is watched.
-    for path in ["wit", "deploy/build-transforms.sh", "deploy/wasm-toolchain.sh"] {
+    for path in [
+        "wit",
+        "deploy/build-transforms.sh",
+        "deploy/wasm-toolchain.sh",
+    ] {
         println!("cargo:rerun-if-changed={}", repo.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=PONTE_WASM_TOOLCHAIN");

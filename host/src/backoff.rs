@@ -19,7 +19,11 @@ impl Default for Backoff {
 impl Backoff {
     /// A backoff between `min` and `max`.
     pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff { min, max, attempt: 0 }
+        Backoff {
+            min,
+            max,
+            attempt: 0,
+        }
     }
 
     /// The next delay: `min * 2^attempt` capped at `max`, jittered into its upper half so that

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::transform::types::Op;
+use crate::model::Op;
 
 mod upstream;
 pub use upstream::{ConflictPolicy, Fanout, UpstreamConfig, UpstreamTable};
@@ -168,8 +168,12 @@ impl IdList {
                 Some((lo, hi)) => (lo.trim(), hi.trim()),
                 None => (part, part),
             };
-            let lo: i32 = lo.parse().map_err(|_| format!("`{part}` is not an id or a range"))?;
-            let hi: i32 = hi.parse().map_err(|_| format!("`{part}` is not an id or a range"))?;
+            let lo: i32 = lo
+                .parse()
+                .map_err(|_| format!("`{part}` is not an id or a range"))?;
+            let hi: i32 = hi
+                .parse()
+                .map_err(|_| format!("`{part}` is not an id or a range"))?;
             if lo < 1 || hi < lo || hi - lo > 10_000 {
                 return Err(format!("range `{part}` must be ascending positive ids"));
             }
@@ -279,6 +283,34 @@ pub struct TableConfig {
     /// Settings handed to the transform as a JSON object.
     #[serde(default)]
     pub settings: Option<toml::Table>,
+    /// The PostgreSQL table behind this name when it differs (`schema.table`); default: the
+    /// same name. Read by the commands that read the rows themselves (load, verify, capture).
+    #[serde(default)]
+    pub pg_table: Option<String>,
+    /// Which unit receives a row: the column of the row holding the unit id (an order's
+    /// `unit_id`). Absent, with no `unit_sql` either: every unit receives every row.
+    #[serde(default)]
+    pub unit_column: Option<String>,
+    /// The same as a PostgreSQL scalar expression over the row aliased `t`, for rows whose unit
+    /// is found elsewhere, e.g. `(SELECT o.unit_id FROM orders o WHERE o.id = t.order_id)`.
+    #[serde(default)]
+    pub unit_sql: Option<String>,
+}
+
+impl TableConfig {
+    /// The PostgreSQL table of `name`.
+    pub fn pg_table<'a>(&'a self, name: &'a str) -> &'a str {
+        self.pg_table.as_deref().unwrap_or(name)
+    }
+
+    /// The SQL expression (row aliased `t`) giving the unit a row goes to; `None`: every unit.
+    pub fn unit_expr(&self) -> Option<String> {
+        match (&self.unit_column, &self.unit_sql) {
+            (Some(column), _) => Some(format!("t.\"{}\"", column.replace('"', "\"\""))),
+            (None, Some(sql)) => Some(format!("({sql})")),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The HTTP endpoint for `/metrics`, `/healthz` and `/readyz`.
@@ -316,9 +348,9 @@ mod defaults {
     }
     pub fn all_ops() -> super::OpSet {
         super::OpSet(vec![
-            crate::transform::types::Op::Insert,
-            crate::transform::types::Op::Update,
-            crate::transform::types::Op::Delete,
+            crate::model::Op::Insert,
+            crate::model::Op::Update,
+            crate::model::Op::Delete,
         ])
     }
 }
@@ -425,11 +457,20 @@ impl Config {
                 )));
             }
             if table.ops.0.is_empty() {
-                return Err(ConfigError::Invalid(format!("[tables.{name}] ops is empty")));
+                return Err(ConfigError::Invalid(format!(
+                    "[tables.{name}] ops is empty"
+                )));
+            }
+            if table.unit_column.is_some() && table.unit_sql.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "[tables.{name}]: set unit_column or unit_sql, not both"
+                )));
             }
         }
         if self.relay.batch_size == 0 || self.apply.batch_size == 0 {
-            return Err(ConfigError::Invalid("batch sizes must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "batch sizes must be at least 1".into(),
+            ));
         }
         if self.apply.batch_size > usize::from(self.amqp.prefetch) {
             return Err(ConfigError::Invalid(format!(

@@ -4,6 +4,7 @@
 //! transactional outbox, RabbitMQ and per-table transforms compiled to WebAssembly.
 //!
 //! # Layout
+//! - [`model`]: the shared vocabulary (change, statement, value, envelopes); depends on no role.
 //! - [`config`]: the typed TOML configuration, validated at load.
 //! - [`relay`]: PostgreSQL outbox -> broker (leases per unit, confirms, backoff, janitor).
 //! - [`amqp`]: the supervised broker connection, topology, envelope and confirmed publisher.
@@ -22,12 +23,13 @@
 pub mod amqp;
 pub mod apply;
 pub mod backoff;
-pub mod cli;
 pub mod capture;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod firebird;
+pub mod model;
 pub mod ops;
 pub mod pg;
 pub mod relay;

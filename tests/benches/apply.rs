@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::ensure;
 use ponte::firebird::{apply_batch, BatchOutcome, FbConn, Prepared};
-use ponte::transform::types::{Change, Direction, Op};
+use ponte::model::{Change, Direction, Op};
 use ponte::transform::{EngineSettings, TableBinding, TransformRegistry};
 use ponte_tests::firebird::{connect, create_unit_db, drop_unit_dbs};
 use rsfbclient::prelude::*;
@@ -40,7 +40,14 @@ fn change(id: i64, seq: i64, op: Op) -> Change {
 }
 
 fn raw_row(id: i64) -> (i64, String, String, String, i64, i64) {
-    (id, format!("RAW-{id}"), format!("Açúcar cristal 5 kg nº {id}"), "1234567.89".to_string(), id % 1000, 0)
+    (
+        id,
+        format!("RAW-{id}"),
+        format!("Açúcar cristal 5 kg nº {id}"),
+        "1234567.89".to_string(),
+        id % 1000,
+        0,
+    )
 }
 
 /// Rows per second of `rows` plain INSERTs, `per_tx` per transaction, one statement each.
@@ -58,7 +65,11 @@ fn raw_inserts(conn: &mut FbConn, ids: std::ops::Range<i64>, per_tx: usize) -> a
 }
 
 /// Rows per second of plain INSERTs packed ROWS_PER_BLOCK per EXECUTE BLOCK, `batch` per transaction.
-fn raw_packed_inserts(conn: &mut FbConn, ids: std::ops::Range<i64>, batch: usize) -> anyhow::Result<f64> {
+fn raw_packed_inserts(
+    conn: &mut FbConn,
+    ids: std::ops::Range<i64>,
+    batch: usize,
+) -> anyhow::Result<f64> {
     let ids: Vec<i64> = ids.collect();
     let started = Instant::now();
     for batch in ids.chunks(batch) {
@@ -84,7 +95,10 @@ fn ponte_apply(conn: &mut FbConn, changes: &[Prepared], per_tx: usize) -> anyhow
     let started = Instant::now();
     for chunk in changes.chunks(per_tx) {
         let outcomes = apply_batch(conn, chunk)?;
-        ensure!(outcomes.iter().all(|o| *o == BatchOutcome::Applied), "a change was not applied: {outcomes:?}");
+        ensure!(
+            outcomes.iter().all(|o| *o == BatchOutcome::Applied),
+            "a change was not applied: {outcomes:?}"
+        );
     }
     Ok(changes.len() as f64 / started.elapsed().as_secs_f64())
 }
@@ -96,10 +110,16 @@ fn count(conn: &mut FbConn, sql: &str, low: i64, high: i64) -> anyhow::Result<i6
 
 fn main() -> anyhow::Result<()> {
     ponte_tests::init_logging();
-    let n: usize = std::env::var("PONTE_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(6_000);
+    let n: usize = std::env::var("PONTE_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6_000);
     let sample = (n / 10).max(200);
     // Changes per transaction: what a unit applier uses by default (`[apply] batch_size`).
-    let batch: usize = std::env::var("PONTE_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(ponte::config::ApplyConfig::default().batch_size);
+    let batch: usize = std::env::var("PONTE_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ponte::config::ApplyConfig::default().batch_size);
     let prefix = format!("bench{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let db = create_unit_db(&prefix, 1, "WIN1252")?;
     let config = ponte::config::Config::parse(&format!(
@@ -116,11 +136,18 @@ fn main() -> anyhow::Result<()> {
     let raw_packed = raw_packed_inserts(&mut conn, 30_000_000..30_000_000 + n as i64, batch)?;
 
     // The real generic transform for products, as a unit applier would call it.
-    let settings = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../transforms/generic/examples/products.settings.json"))?;
+    let settings = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../transforms/generic/examples/products.settings.json"
+    ))?;
     let registry = TransformRegistry::load(
         EngineSettings::default(),
         std::path::Path::new(ponte_tests::TRANSFORMS_DIR),
-        vec![TableBinding { table: "products".into(), transform: Some("generic".into()), settings_json: settings }],
+        vec![TableBinding {
+            table: "products".into(),
+            transform: Some("generic".into()),
+            settings_json: settings,
+        }],
         &prometheus::Registry::new(),
     )?;
     let pinned = registry.pin("products")?;
@@ -128,7 +155,13 @@ fn main() -> anyhow::Result<()> {
         ids.map(|id| {
             let c = change(id, seq + id, op);
             let output = pinned.call(&c).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(Prepared { correlation_id: c.correlation_id, sequence: c.sequence, table: c.table, op: c.op, output })
+            Ok(Prepared {
+                correlation_id: c.correlation_id,
+                sequence: c.sequence,
+                table: c.table,
+                op: c.op,
+                output,
+            })
         })
         .collect()
     };
@@ -144,10 +177,24 @@ fn main() -> anyhow::Result<()> {
     let batched = inserted.min(updated);
 
     // Did the work happen? Every row there once, with the update's text; one ledger row per change.
-    let rows = count(&mut conn, "SELECT COUNT(*) FROM PRODUTOS WHERE ID BETWEEN ? AND ? AND DESCRICAO LIKE '%(Update)'", 1, n as i64)?;
+    let rows = count(
+        &mut conn,
+        "SELECT COUNT(*) FROM PRODUTOS WHERE ID BETWEEN ? AND ? AND DESCRICAO LIKE '%(Update)'",
+        1,
+        n as i64,
+    )?;
     ensure!(rows == n as i64, "{rows} of {n} rows carry the update");
-    let ledger = count(&mut conn, "SELECT COUNT(*) FROM SYNC_CONTROL WHERE OUTBOX_ID BETWEEN ? AND ?", 0, i64::MAX)?;
-    ensure!(ledger == (2 * n + sample) as i64, "ledger holds {ledger} rows, expected {}", 2 * n + sample);
+    let ledger = count(
+        &mut conn,
+        "SELECT COUNT(*) FROM SYNC_CONTROL WHERE OUTBOX_ID BETWEEN ? AND ?",
+        0,
+        i64::MAX,
+    )?;
+    ensure!(
+        ledger == (2 * n + sample) as i64,
+        "ledger holds {ledger} rows, expected {}",
+        2 * n + sample
+    );
 
     println!("unit apply benchmark ({n} changes, {batch} per transaction, Firebird on 127.0.0.1, WIN1252 database)");
     println!("  raw INSERT, one row per transaction      {raw_single:>9.0} rows/s   ({:.2} ms per transaction)", 1e3 / raw_single);
@@ -158,8 +205,14 @@ fn main() -> anyhow::Result<()> {
     println!("  ponte batched apply, updated rows       {updated:>9.0} changes/s");
     println!("  wasm transform (generic, products)      {transform_us:>9.1} us/change");
     println!("  ratio batched / one-per-transaction     {:>9.1}x   (target >= 25x; the server itself: raw batched / raw 1/tx {:.1}x)", batched / one_tx, raw / raw_single);
-    println!("  ratio batched / raw batched insert      {:>9.0}%   (target >= 85%)", 100.0 * batched / raw);
-    println!("  ratio batched / raw packed insert       {:>9.0}%   (information)", 100.0 * batched / raw_packed);
+    println!(
+        "  ratio batched / raw batched insert      {:>9.0}%   (target >= 85%)",
+        100.0 * batched / raw
+    );
+    println!(
+        "  ratio batched / raw packed insert       {:>9.0}%   (information)",
+        100.0 * batched / raw_packed
+    );
     let _ = conn.close();
     drop_unit_dbs(&[(1, db)])?;
     Ok(())

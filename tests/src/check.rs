@@ -35,7 +35,10 @@ pub async fn ledger(db: &str) -> anyhow::Result<Vec<(String, i64)>> {
             (),
         )?;
         let _ = conn.close();
-        Ok(rows.into_iter().map(|(c, id)| (c.trim().to_string(), id)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(c, id)| (c.trim().to_string(), id))
+            .collect())
     })
     .await?
 }
@@ -50,7 +53,10 @@ pub async fn ledgers_exact_and_ordered(env: &TestEnv) -> anyhow::Result<()> {
 
 /// As [`ledgers_exact_and_ordered`], for a stream where the correlation ids in `dead` were
 /// published but dead-lettered by the units on purpose (poison).
-pub async fn ledgers_exact_and_ordered_except(env: &TestEnv, dead: &[String]) -> anyhow::Result<()> {
+pub async fn ledgers_exact_and_ordered_except(
+    env: &TestEnv,
+    dead: &[String],
+) -> anyhow::Result<()> {
     for (unit, db) in &env.units {
         let mut expected: Vec<String> = sqlx::query_scalar(
             "SELECT correlation_id::text FROM pg_sync_outbox WHERE unit_id = $1 AND status = 'sent' \
@@ -65,8 +71,14 @@ pub async fn ledgers_exact_and_ordered_except(env: &TestEnv, dead: &[String]) ->
         let mut found: Vec<String> = applied.iter().map(|(c, _)| c.clone()).collect();
         found.sort();
         if found != expected {
-            let missing = expected.iter().filter(|c| found.binary_search(c).is_err()).count();
-            let extra = found.iter().filter(|c| expected.binary_search(c).is_err()).count();
+            let missing = expected
+                .iter()
+                .filter(|c| found.binary_search(c).is_err())
+                .count();
+            let extra = found
+                .iter()
+                .filter(|c| expected.binary_search(c).is_err())
+                .count();
             bail!("unit {unit}: ledger has {} ids, PostgreSQL sent {} ({missing} missing, {extra} extra)", found.len(), expected.len());
         }
         let rows: Vec<(String, String)> = sqlx::query_as(
@@ -80,7 +92,9 @@ pub async fn ledgers_exact_and_ordered_except(env: &TestEnv, dead: &[String]) ->
         let row_of: std::collections::HashMap<String, String> = rows.into_iter().collect();
         let mut last: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
         for (correlation_id, outbox_id) in &applied {
-            let Some(row) = row_of.get(correlation_id) else { continue };
+            let Some(row) = row_of.get(correlation_id) else {
+                continue;
+            };
             if let Some(prev) = last.insert(row.as_str(), *outbox_id) {
                 if prev >= *outbox_id {
                     bail!("unit {unit}: row {row}: outbox {outbox_id} was applied after outbox {prev} (out of commit order)");
@@ -93,15 +107,21 @@ pub async fn ledgers_exact_and_ordered_except(env: &TestEnv, dead: &[String]) ->
 
 /// Rows left in `processing`.
 pub async fn processing_rows(env: &TestEnv) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM pg_sync_outbox WHERE status = 'processing'")
-        .fetch_one(&env.pg)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM pg_sync_outbox WHERE status = 'processing'")
+            .fetch_one(&env.pg)
+            .await?,
+    )
 }
 
 /// The dead-letter queue once it holds at least `count` letters (or after `limit`, as it is then:
 /// the caller's assertions say what is missing). Dead letters change no business row, so the
 /// units can match PostgreSQL before the last of them has been set aside.
-pub async fn dead_letters(env: &TestEnv, count: usize, limit: Duration) -> anyhow::Result<Vec<ponte::ops::dlq::DeadLetterView>> {
+pub async fn dead_letters(
+    env: &TestEnv,
+    count: usize,
+    limit: Duration,
+) -> anyhow::Result<Vec<ponte::ops::dlq::DeadLetterView>> {
     let config = env.config()?;
     let started = Instant::now();
     loop {

@@ -31,7 +31,14 @@ pub fn create_unit_db(prefix: &str, id: i32, charset: &str) -> anyhow::Result<St
 /// Runs an isql-fb script (which must CONNECT or CREATE DATABASE itself); fails on any error.
 pub fn isql(script: &str) -> anyhow::Result<String> {
     let mut child = Command::new("isql-fb")
-        .args(["-q", "-bail", "-user", "SYSDBA", "-password", &super::fb_password()])
+        .args([
+            "-q",
+            "-bail",
+            "-user",
+            "SYSDBA",
+            "-password",
+            &super::fb_password(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

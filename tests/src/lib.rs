@@ -4,8 +4,8 @@
 
 pub mod check;
 pub mod firebird;
-pub mod upstream;
 pub mod process;
+pub mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,12 +22,14 @@ pub const TRANSFORMS_DIR: &str = env!("PONTE_TEST_TRANSFORMS_DIR");
 
 /// The PostgreSQL server the tests use (database part replaced per test).
 pub fn pg_admin_url() -> String {
-    std::env::var("PONTE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("PONTE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// The broker the tests use.
 pub fn amqp_url() -> String {
-    std::env::var("PONTE_TEST_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("PONTE_TEST_AMQP")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// SYSDBA's password on the test Firebird server.
@@ -42,7 +44,10 @@ pub fn fb_password() -> String {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ponte=info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
 
 /// One test's isolated world.
@@ -78,14 +83,23 @@ impl TestEnv {
         init_logging();
         let name = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let admin = PgPool::connect(&pg_admin_url()).await.with_context(|| {
-            format!("PostgreSQL is not reachable at {} — start it (deploy/setup.sh) before the tests", pg_admin_url())
+            format!(
+                "PostgreSQL is not reachable at {} — start it (deploy/setup.sh) before the tests",
+                pg_admin_url()
+            )
         })?;
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await?;
         admin.close().await;
         let pg_url = replace_db(&pg_admin_url(), &name);
         let pg = PgPool::connect(&pg_url).await?;
-        ponte::pg::migrate(&pg).await.context("ponte PostgreSQL migrations")?;
-        sqlx::raw_sql(include_str!("../../deploy/demo/postgres-app.sql")).execute(&pg).await?;
+        ponte::pg::migrate(&pg)
+            .await
+            .context("ponte PostgreSQL migrations")?;
+        sqlx::raw_sql(include_str!("../../deploy/demo/postgres-app.sql"))
+            .execute(&pg)
+            .await?;
         check_broker().await?;
 
         let transforms_dir = std::env::temp_dir().join(format!("ponte-{name}-transforms"));
@@ -95,9 +109,19 @@ impl TestEnv {
             let db = firebird::create_unit_db(&name, spec.id, spec.charset)?;
             created.push((spec.id, db));
         }
-        let env = TestEnv { name, pg, pg_url, units: created, transforms_dir, extra_toml: String::new(), units_toml: String::new() };
+        let env = TestEnv {
+            name,
+            pg,
+            pg_url,
+            units: created,
+            transforms_dir,
+            extra_toml: String::new(),
+            units_toml: String::new(),
+        };
         let config = env.config()?;
-        ponte::ops::migrate(&config, false, true).await.context("ponte Firebird migrations")?;
+        ponte::ops::migrate(&config, false, true)
+            .await
+            .context("ponte Firebird migrations")?;
         Ok(env)
     }
 
@@ -106,7 +130,10 @@ impl TestEnv {
         for stem in stems {
             let from = Path::new(TRANSFORMS_DIR).join(format!("{stem}.wasm"));
             if !from.exists() {
-                bail!("transform {} was not built (looked in {TRANSFORMS_DIR})", from.display());
+                bail!(
+                    "transform {} was not built (looked in {TRANSFORMS_DIR})",
+                    from.display()
+                );
             }
             std::fs::copy(&from, self.transforms_dir.join(format!("{stem}.wasm")))?;
         }
@@ -116,7 +143,11 @@ impl TestEnv {
     /// The config of this test: demo tables, short timeouts, no HTTP port clash.
     pub fn config_toml(&self) -> String {
         let ids: Vec<String> = self.units.iter().map(|(id, _)| id.to_string()).collect();
-        let databases: Vec<String> = self.units.iter().map(|(id, db)| format!("\"{id}\" = \"{db}\"")).collect();
+        let databases: Vec<String> = self
+            .units
+            .iter()
+            .map(|(id, db)| format!("\"{id}\" = \"{db}\""))
+            .collect();
         format!(
             r#"
 [postgres]
@@ -144,9 +175,11 @@ settings = {{ timezone = "America/Sao_Paulo" }}
 ops = "IUD"
 transform = "orders"
 settings = {{ timezone = "America/Sao_Paulo" }}
+unit_column = "unit_id"
 [tables.order_items]
 ops = "IUD"
 transform = "orders"
+unit_sql = "SELECT o.unit_id FROM orders o WHERE o.id = t.order_id"
 [tables.products]
 ops = "IUD"
 transform = "generic"
@@ -188,11 +221,21 @@ settings = {products}
     }
 
     /// Starts the demo application writing `changes` business transactions in the background.
-    pub fn load_in_background(&self, changes: u64, concurrency: usize, seed: u64) -> tokio::task::JoinHandle<anyhow::Result<ponte::demo::LoadSummary>> {
+    pub fn load_in_background(
+        &self,
+        changes: u64,
+        concurrency: usize,
+        seed: u64,
+    ) -> tokio::task::JoinHandle<anyhow::Result<ponte::demo::LoadSummary>> {
         let pool = self.pg.clone();
         let units: Vec<i32> = self.units.iter().map(|(id, _)| *id).collect();
         tokio::spawn(async move {
-            let options = ponte::demo::LoadOptions { changes, units, concurrency, seed };
+            let options = ponte::demo::LoadOptions {
+                changes,
+                units,
+                concurrency,
+                seed,
+            };
             ponte::demo::load(&pool, &options, |_| {}).await
         })
     }
@@ -200,7 +243,14 @@ settings = {products}
     /// Keeps the demo load writing, round after round of 200 transactions, until the returned
     /// token is cancelled (the round in flight completes); yields the transactions committed. A
     /// fault test can then act "while the application is still writing" on any machine speed.
-    pub fn load_until_stopped(&self, concurrency: usize, seed: u64) -> (CancellationToken, tokio::task::JoinHandle<anyhow::Result<u64>>) {
+    pub fn load_until_stopped(
+        &self,
+        concurrency: usize,
+        seed: u64,
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<anyhow::Result<u64>>,
+    ) {
         let stop = CancellationToken::new();
         let pool = self.pg.clone();
         let units: Vec<i32> = self.units.iter().map(|(id, _)| *id).collect();
@@ -211,8 +261,15 @@ settings = {products}
                 if stopped.is_cancelled() {
                     break;
                 }
-                let options = ponte::demo::LoadOptions { changes: 200, units: units.clone(), concurrency, seed: seed + round };
-                committed += ponte::demo::load(&pool, &options, |_| {}).await?.transactions;
+                let options = ponte::demo::LoadOptions {
+                    changes: 200,
+                    units: units.clone(),
+                    concurrency,
+                    seed: seed + round,
+                };
+                committed += ponte::demo::load(&pool, &options, |_| {})
+                    .await?
+                    .transactions;
             }
             Ok(committed)
         });
@@ -221,9 +278,11 @@ settings = {products}
 
     /// Outbox rows by status.
     pub async fn outbox_counts(&self) -> anyhow::Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as("SELECT status, count(*) FROM pg_sync_outbox GROUP BY 1 ORDER BY 1")
-            .fetch_all(&self.pg)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT status, count(*) FROM pg_sync_outbox GROUP BY 1 ORDER BY 1")
+                .fetch_all(&self.pg)
+                .await?,
+        )
     }
 
     /// Waits until no outbox row is pending or processing, or fails after `limit`.
@@ -239,7 +298,10 @@ settings = {products}
                 return Ok(());
             }
             if started.elapsed() > limit {
-                bail!("outbox not drained after {limit:?}: {:?}", self.outbox_counts().await?);
+                bail!(
+                    "outbox not drained after {limit:?}: {:?}",
+                    self.outbox_counts().await?
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -253,7 +315,12 @@ settings = {products}
         let _ = delete_broker_namespace(&self.name, &ids).await;
         self.pg.close().await;
         if let Ok(admin) = PgPool::connect(&pg_admin_url()).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&admin).await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&admin)
+            .await;
         }
     }
 }
@@ -277,7 +344,14 @@ fn json_to_toml_inline(v: &serde_json::Value) -> String {
             format!("{{ {} }}", parts.join(", "))
         }
         serde_json::Value::Array(items) => {
-            format!("[{}]", items.iter().map(json_to_toml_inline).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(json_to_toml_inline)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         serde_json::Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
         other => other.to_string(),
@@ -298,23 +372,42 @@ async fn check_broker() -> anyhow::Result<()> {
     )
     .await
     .map_err(|_| anyhow::anyhow!("RabbitMQ did not answer at {}", amqp_url()))?
-    .with_context(|| format!("RabbitMQ is not reachable at {} — start it (deploy/setup.sh)", amqp_url()))?;
+    .with_context(|| {
+        format!(
+            "RabbitMQ is not reachable at {} — start it (deploy/setup.sh)",
+            amqp_url()
+        )
+    })?;
     let _ = conn.close(200, "ok".into()).await;
     Ok(())
 }
 
 async fn delete_broker_namespace(exchange: &str, units: &[i32]) -> anyhow::Result<()> {
-    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
+    let conn =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     for unit in units {
-        let _ = ch.queue_delete(format!("{exchange}.unit.{unit}").into(), Default::default()).await;
+        let _ = ch
+            .queue_delete(format!("{exchange}.unit.{unit}").into(), Default::default())
+            .await;
     }
-    let _ = ch.queue_delete(format!("{exchange}.dead").into(), Default::default()).await;
+    let _ = ch
+        .queue_delete(format!("{exchange}.dead").into(), Default::default())
+        .await;
     for unit in units {
-        let _ = ch.queue_delete(format!("{exchange}.upstream.{unit}").into(), Default::default()).await;
+        let _ = ch
+            .queue_delete(
+                format!("{exchange}.upstream.{unit}").into(),
+                Default::default(),
+            )
+            .await;
     }
-    let _ = ch.exchange_delete(exchange.into(), Default::default()).await;
-    let _ = ch.exchange_delete(format!("{exchange}.dlx").into(), Default::default()).await;
+    let _ = ch
+        .exchange_delete(exchange.into(), Default::default())
+        .await;
+    let _ = ch
+        .exchange_delete(format!("{exchange}.dlx").into(), Default::default())
+        .await;
     let _ = conn.close(200, "bye".into()).await;
     Ok(())
 }

@@ -14,7 +14,12 @@ pub struct HostProcess {
 
 impl HostProcess {
     /// Spawns `bin --config config <args...>` with logs to `log`.
-    pub fn spawn(bin: &str, config: &Path, args: &[&str], log: &Path) -> anyhow::Result<HostProcess> {
+    pub fn spawn(
+        bin: &str,
+        config: &Path,
+        args: &[&str],
+        log: &Path,
+    ) -> anyhow::Result<HostProcess> {
         let out = std::fs::File::create(log)?;
         let err = out.try_clone()?;
         let child = Command::new(bin)
@@ -23,12 +28,18 @@ impl HostProcess {
             .arg("--log-format")
             .arg("text")
             .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,ponte=info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,ponte=info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()?;
-        Ok(HostProcess { child, log: log.to_path_buf() })
+        Ok(HostProcess {
+            child,
+            log: log.to_path_buf(),
+        })
     }
 
     /// The process id.
@@ -38,12 +49,16 @@ impl HostProcess {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
     }
 
     /// Sends SIGKILL and reaps it.
     pub fn kill9(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.pid().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 

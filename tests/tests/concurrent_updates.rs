@@ -10,10 +10,21 @@ use ponte_tests::{check, TestEnv, UnitSpec};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn last_committed_state_wins_everywhere() {
-    let units = [1, 2, 3].map(|id| UnitSpec { id, charset: "WIN1252" });
+    let units = [1, 2, 3].map(|id| UnitSpec {
+        id,
+        charset: "WIN1252",
+    });
     let env = TestEnv::new(&units).await.expect("test environment");
-    env.install_transforms(&["customers", "orders", "generic"]).unwrap();
-    let (running, stop) = env.start(Roles { relay: true, apply: true, ..Roles::none() }).await.unwrap();
+    env.install_transforms(&["customers", "orders", "generic"])
+        .unwrap();
+    let (running, stop) = env
+        .start(Roles {
+            relay: true,
+            apply: true,
+            ..Roles::none()
+        })
+        .await
+        .unwrap();
     sqlx::raw_sql(
         "BEGIN; \
          INSERT INTO customers (id, name, city, active, credit_limit, updated_at) \
@@ -59,8 +70,12 @@ async fn last_committed_state_wins_everywhere() {
     for w in writers {
         w.await.unwrap().expect("writer");
     }
-    env.wait_outbox_drained(Duration::from_secs(120)).await.unwrap();
-    check::units_match(&env, Duration::from_secs(120)).await.unwrap();
+    env.wait_outbox_drained(Duration::from_secs(120))
+        .await
+        .unwrap();
+    check::units_match(&env, Duration::from_secs(120))
+        .await
+        .unwrap();
     check::ledgers_exact_and_ordered(&env).await.unwrap();
     stop.cancel();
     running.wait().await;

@@ -5,23 +5,42 @@
 
 use std::time::Duration;
 
-use ponte::amqp::Envelope;
 use ponte::daemon::Roles;
 use ponte::demo::{load, LoadOptions};
+use ponte::model::Envelope;
 use ponte_tests::{check, TestEnv, UnitSpec};
 use serde_json::value::RawValue;
 
 const UNITS: [UnitSpec; 3] = [
-    UnitSpec { id: 1, charset: "WIN1252" },
-    UnitSpec { id: 2, charset: "UTF8" },
-    UnitSpec { id: 3, charset: "WIN1252" },
+    UnitSpec {
+        id: 1,
+        charset: "WIN1252",
+    },
+    UnitSpec {
+        id: 2,
+        charset: "UTF8",
+    },
+    UnitSpec {
+        id: 3,
+        charset: "WIN1252",
+    },
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn changes_reach_every_unit_exactly_once() {
-    let env = TestEnv::new(&UNITS).await.expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
-    env.install_transforms(&["customers", "orders", "generic"]).unwrap();
-    let (running, stop) = env.start(Roles { relay: true, apply: true, ..Roles::none() }).await.expect("host starts");
+    let env = TestEnv::new(&UNITS)
+        .await
+        .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
+    env.install_transforms(&["customers", "orders", "generic"])
+        .unwrap();
+    let (running, stop) = env
+        .start(Roles {
+            relay: true,
+            apply: true,
+            ..Roles::none()
+        })
+        .await
+        .expect("host starts");
 
     // Edge values beside the generated stream: exact decimal near 1e15, accents, NULLs, ms time.
     sqlx::raw_sql(
@@ -39,7 +58,12 @@ async fn changes_reach_every_unit_exactly_once() {
 
     let summary = load(
         &env.pg,
-        &LoadOptions { changes: 1_200, units: vec![1, 2, 3], concurrency: 4, seed: 7 },
+        &LoadOptions {
+            changes: 1_200,
+            units: vec![1, 2, 3],
+            concurrency: 4,
+            seed: 7,
+        },
         |_| {},
     )
     .await
@@ -50,10 +74,18 @@ async fn changes_reach_every_unit_exactly_once() {
             .await
             .unwrap();
     assert!(summary.outbox_rows >= 1_000, "{summary:?}");
-    assert_eq!(ops.len(), 3, "inserts, updates and deletes all present: {ops:?}");
+    assert_eq!(
+        ops.len(),
+        3,
+        "inserts, updates and deletes all present: {ops:?}"
+    );
 
-    env.wait_outbox_drained(Duration::from_secs(180)).await.expect("relay drains the outbox");
-    check::units_match(&env, Duration::from_secs(180)).await.unwrap();
+    env.wait_outbox_drained(Duration::from_secs(180))
+        .await
+        .expect("relay drains the outbox");
+    check::units_match(&env, Duration::from_secs(180))
+        .await
+        .unwrap();
     check::ledgers_exact_and_ordered(&env).await.unwrap();
 
     // The same message published twice more: applied once (already in the ledger).
@@ -98,15 +130,26 @@ async fn changes_reach_every_unit_exactly_once() {
     let metrics = running.metrics.clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let dup = metrics.apply_messages.with_label_values(&["1", "duplicate"]).get();
-        let dead = metrics.apply_messages.with_label_values(&["1", "dead"]).get();
+        let dup = metrics
+            .apply_messages
+            .with_label_values(&["1", "duplicate"])
+            .get();
+        let dead = metrics
+            .apply_messages
+            .with_label_values(&["1", "dead"])
+            .get();
         if dup >= 2 && dead >= 1 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "duplicates {dup} / dead {dead} not seen in time");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "duplicates {dup} / dead {dead} not seen in time"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    env.wait_outbox_drained(Duration::from_secs(30)).await.unwrap();
+    env.wait_outbox_drained(Duration::from_secs(30))
+        .await
+        .unwrap();
     let (status, error_log): (String, Option<String>) =
         sqlx::query_as("SELECT status, error_log FROM pg_sync_outbox WHERE table_name = 'payroll'")
             .fetch_one(&env.pg)
@@ -114,47 +157,79 @@ async fn changes_reach_every_unit_exactly_once() {
             .unwrap();
     assert_eq!(status, "dead");
     assert!(error_log.unwrap_or_default().contains("not whitelisted"));
-    let letters = ponte::ops::dlq::list(&env.config().unwrap(), 10).await.unwrap();
+    let letters = ponte::ops::dlq::list(&env.config().unwrap(), 10)
+        .await
+        .unwrap();
     assert!(
-        letters.iter().any(|l| l.correlation_id == stranger.correlation_id && l.class == "refused" && l.reason.contains("not whitelisted")),
+        letters
+            .iter()
+            .any(|l| l.correlation_id == stranger.correlation_id
+                && l.class == "refused"
+                && l.reason.contains("not whitelisted")),
         "the stranger is dead-lettered with its reason: {letters:?}"
     );
 
     // Nothing else stopped: more changes still flow and every ledger is still exact.
-    load(&env.pg, &LoadOptions { changes: 100, units: vec![1, 2, 3], concurrency: 2, seed: 8 }, |_| {})
+    load(
+        &env.pg,
+        &LoadOptions {
+            changes: 100,
+            units: vec![1, 2, 3],
+            concurrency: 2,
+            seed: 8,
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    env.wait_outbox_drained(Duration::from_secs(60))
         .await
         .unwrap();
-    env.wait_outbox_drained(Duration::from_secs(60)).await.unwrap();
-    check::units_match(&env, Duration::from_secs(60)).await.unwrap();
+    check::units_match(&env, Duration::from_secs(60))
+        .await
+        .unwrap();
     check::ledgers_exact_and_ordered(&env).await.unwrap();
 
     // A clean stop inside the drain budget leaves nothing in processing.
     stop.cancel();
-    tokio::time::timeout(Duration::from_secs(6), running.wait()).await.expect("stops within 6 s");
+    tokio::time::timeout(Duration::from_secs(6), running.wait())
+        .await
+        .expect("stops within 6 s");
     assert_eq!(check::processing_rows(&env).await.unwrap(), 0);
     env.cleanup().await;
 }
 
 async fn publish_raw(exchange: &str, envelopes: &[&Envelope]) {
     use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-    let conn = lapin::Connection::connect(&ponte_tests::amqp_url(), lapin::ConnectionProperties::default())
+    let conn = lapin::Connection::connect(
+        &ponte_tests::amqp_url(),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
     for env in envelopes {
         let body = serde_json::to_vec(env).unwrap();
         let confirm = ch
             .basic_publish(
                 exchange.into(),
                 env.routing_key(exchange).into(),
-                BasicPublishOptions { mandatory: true, ..Default::default() },
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
                 &body,
                 env.properties(),
             )
             .await
             .unwrap();
-        assert!(matches!(confirm.await.unwrap(), lapin::Confirmation::Ack(None)));
+        assert!(matches!(
+            confirm.await.unwrap(),
+            lapin::Confirmation::Ack(None)
+        ));
     }
     let _ = conn.close(200, "ok".into()).await;
 }

@@ -13,7 +13,10 @@ fn gfix(args: &[&str], db: &str) {
     let mut all = vec!["-user", "SYSDBA", "-password", password.as_str()];
     all.extend_from_slice(args);
     all.push(db);
-    let status = Command::new("gfix").args(&all).status().expect("gfix is installed");
+    let status = Command::new("gfix")
+        .args(&all)
+        .status()
+        .expect("gfix is installed");
     assert!(status.success(), "gfix {args:?} {db} failed");
 }
 
@@ -23,10 +26,21 @@ async fn ledger_len(db: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_unit_down_does_not_stop_the_others() {
-    let units = [1, 2, 3].map(|id| UnitSpec { id, charset: "WIN1252" });
+    let units = [1, 2, 3].map(|id| UnitSpec {
+        id,
+        charset: "WIN1252",
+    });
     let env = TestEnv::new(&units).await.expect("test environment");
-    env.install_transforms(&["customers", "orders", "generic"]).unwrap();
-    let (running, stop) = env.start(Roles { relay: true, apply: true, ..Roles::none() }).await.unwrap();
+    env.install_transforms(&["customers", "orders", "generic"])
+        .unwrap();
+    let (running, stop) = env
+        .start(Roles {
+            relay: true,
+            apply: true,
+            ..Roles::none()
+        })
+        .await
+        .unwrap();
     // The application keeps writing through the outage (however fast this machine drains), so the
     // other units have work to apply while unit 2 is down.
     let (stop_load, load) = env.load_until_stopped(3, 41);
@@ -38,17 +52,32 @@ async fn one_unit_down_does_not_stop_the_others() {
     let before = (ledger_len(&one).await, ledger_len(&three).await);
     tokio::time::sleep(Duration::from_secs(30)).await;
     let after = (ledger_len(&one).await, ledger_len(&three).await);
-    assert_eq!(running.metrics.unit_up.with_label_values(&["2"]).get(), 0, "unit 2 is reported down");
+    assert_eq!(
+        running.metrics.unit_up.with_label_values(&["2"]).get(),
+        0,
+        "unit 2 is reported down"
+    );
     gfix(&["-online", "normal"], &down);
-    assert!(after.0 > before.0 && after.1 > before.1, "units 1 and 3 kept applying while unit 2 was down: {before:?} -> {after:?}");
+    assert!(
+        after.0 > before.0 && after.1 > before.1,
+        "units 1 and 3 kept applying while unit 2 was down: {before:?} -> {after:?}"
+    );
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_load.cancel();
     load.await.unwrap().expect("load completes");
-    env.wait_outbox_drained(Duration::from_secs(180)).await.unwrap();
-    check::units_match(&env, Duration::from_secs(240)).await.unwrap();
+    env.wait_outbox_drained(Duration::from_secs(180))
+        .await
+        .unwrap();
+    check::units_match(&env, Duration::from_secs(240))
+        .await
+        .unwrap();
     check::ledgers_exact_and_ordered(&env).await.unwrap();
-    assert_eq!(running.metrics.unit_up.with_label_values(&["2"]).get(), 1, "unit 2 resumed by itself");
+    assert_eq!(
+        running.metrics.unit_up.with_label_values(&["2"]).get(),
+        1,
+        "unit 2 resumed by itself"
+    );
     stop.cancel();
     running.wait().await;
     env.cleanup().await;

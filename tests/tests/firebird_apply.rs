@@ -3,7 +3,7 @@
 //! ids replication writes, and exact decimals, accents, NULLs and timestamps arrive intact.
 
 use ponte::firebird::{apply_batch, BatchOutcome, FbFailureKind, Prepared};
-use ponte::transform::types::{IdClaim, Op, Output, Statement, Value};
+use ponte::model::{IdClaim, Op, Output, Statement, Value};
 use ponte_tests::firebird::{connect, create_unit_db, drop_unit_dbs};
 use rsfbclient::prelude::*;
 
@@ -56,9 +56,13 @@ async fn ledger_guard_indice_and_exact_values_on_win1252() {
         ponte_tests::fb_password()
     ))
     .unwrap();
-    ponte::ops::migrate(&config, false, true).await.expect("migrate");
+    ponte::ops::migrate(&config, false, true)
+        .await
+        .expect("migrate");
     // Idempotent: a second run applies nothing and fails nothing.
-    ponte::ops::migrate(&config, false, true).await.expect("migrate again");
+    ponte::ops::migrate(&config, false, true)
+        .await
+        .expect("migrate again");
 
     let mut conn = connect(&db).unwrap();
     let name = "José da Conceição — São Paulo ÀÉÎÕÜ ç";
@@ -68,7 +72,11 @@ async fn ledger_guard_indice_and_exact_values_on_win1252() {
     let row = read_cliente(&mut conn, 42).expect("row exists");
     assert_eq!(row.1, name, "accented text must survive a WIN1252 database");
     assert_eq!(row.2, None, "NULL stays NULL");
-    assert_eq!(row.4.as_deref(), Some("999999999999999.99"), "exact decimal, no f64 rounding");
+    assert_eq!(
+        row.4.as_deref(),
+        Some("999999999999999.99"),
+        "exact decimal, no f64 rounding"
+    );
     assert_eq!(row.5, "1980-02-29 2026-11-23 10:15:30.1234");
 
     // The same correlation id again (redelivery): nothing happens.
@@ -79,15 +87,27 @@ async fn ledger_guard_indice_and_exact_values_on_win1252() {
     // confirmed, then published again): one applies, the other is a duplicate, in both paths.
     let twin = upsert(30, "Gêmeo", Value::Null, 250);
     let outcomes = apply_batch(&mut conn, &[twin.clone(), twin.clone()]).expect("apply twins");
-    assert_eq!(outcomes, vec![BatchOutcome::Applied, BatchOutcome::Duplicate]);
+    assert_eq!(
+        outcomes,
+        vec![BatchOutcome::Applied, BatchOutcome::Duplicate]
+    );
     // A text too long to pack takes the statement-by-statement path.
     let mut long_twin = upsert(31, "Longo", Value::Null, 260);
     long_twin.output.statements[0] = Statement {
-        sql: "UPDATE OR INSERT INTO CLIENTES (ID, NOME, ATRIBUTOS) VALUES (?, ?, ?) MATCHING (ID)".into(),
-        params: vec![Value::Int(31), Value::Text("Longo".into()), Value::Text("ç".repeat(1_500))],
+        sql: "UPDATE OR INSERT INTO CLIENTES (ID, NOME, ATRIBUTOS) VALUES (?, ?, ?) MATCHING (ID)"
+            .into(),
+        params: vec![
+            Value::Int(31),
+            Value::Text("Longo".into()),
+            Value::Text("ç".repeat(1_500)),
+        ],
     };
-    let outcomes = apply_batch(&mut conn, &[long_twin.clone(), long_twin]).expect("apply long twins");
-    assert_eq!(outcomes, vec![BatchOutcome::Applied, BatchOutcome::Duplicate]);
+    let outcomes =
+        apply_batch(&mut conn, &[long_twin.clone(), long_twin]).expect("apply long twins");
+    assert_eq!(
+        outcomes,
+        vec![BatchOutcome::Applied, BatchOutcome::Duplicate]
+    );
 
     // A newer change, then an older one arriving late (replay): the older is skipped.
     let newer = upsert(42, "Novo nome", Value::Decimal("1.50".into()), 300);
@@ -95,7 +115,10 @@ async fn ledger_guard_indice_and_exact_values_on_win1252() {
     let outcomes = apply_batch(&mut conn, &[newer, older]).expect("apply pair");
     assert_eq!(outcomes, vec![BatchOutcome::Applied, BatchOutcome::Stale]);
     let row = read_cliente(&mut conn, 42).unwrap();
-    assert_eq!((row.1.as_str(), row.4.as_deref()), ("Novo nome", Some("1.50")));
+    assert_eq!(
+        (row.1.as_str(), row.4.as_deref()),
+        ("Novo nome", Some("1.50"))
+    );
 
     // INDICE is at least the highest id replication wrote, so a local application allocates 43+.
     let (ultimo,): (i64,) = conn
@@ -111,12 +134,21 @@ async fn ledger_guard_indice_and_exact_values_on_win1252() {
     let err = apply_batch(&mut conn, &[good.clone(), bad]).unwrap_err();
     assert_eq!(err.index, Some(1));
     assert_eq!(err.failure.kind, FbFailureKind::Permanent);
-    assert!(read_cliente(&mut conn, 50).is_none(), "the batch was rolled back");
+    assert!(
+        read_cliente(&mut conn, 50).is_none(),
+        "the batch was rolled back"
+    );
     // Without the bad one the rest applies.
-    assert_eq!(apply_batch(&mut conn, &[good]).unwrap(), vec![BatchOutcome::Applied]);
+    assert_eq!(
+        apply_batch(&mut conn, &[good]).unwrap(),
+        vec![BatchOutcome::Applied]
+    );
 
     // Every correlation id is in the ledger exactly once.
-    let (ledger,): (i64,) = conn.query_first("SELECT COUNT(*) FROM SYNC_CONTROL", ()).unwrap().unwrap();
+    let (ledger,): (i64,) = conn
+        .query_first("SELECT COUNT(*) FROM SYNC_CONTROL", ())
+        .unwrap()
+        .unwrap();
     assert_eq!(ledger, 6);
     let _ = conn.close();
     drop_unit_dbs(&env_units).unwrap();

@@ -22,7 +22,10 @@ const HOSTILE: &[(&str, &str)] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hostile_transforms_fail_only_their_messages() {
-    let units = [1, 2].map(|id| UnitSpec { id, charset: "WIN1252" });
+    let units = [1, 2].map(|id| UnitSpec {
+        id,
+        charset: "WIN1252",
+    });
     let mut env = TestEnv::new(&units).await.expect("test environment");
     let mut stems = vec!["customers", "orders", "generic"];
     stems.extend(HOSTILE.iter().map(|(t, _)| *t));
@@ -31,7 +34,14 @@ async fn hostile_transforms_fail_only_their_messages() {
         .iter()
         .map(|(t, _)| format!("[tables.{t}]\nops = \"IUD\"\ntransform = \"{t}\"\n"))
         .collect();
-    let (running, stop) = env.start(Roles { relay: true, apply: true, ..Roles::none() }).await.unwrap();
+    let (running, stop) = env
+        .start(Roles {
+            relay: true,
+            apply: true,
+            ..Roles::none()
+        })
+        .await
+        .unwrap();
     let load = env.load_in_background(1_200, 3, 51);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -54,24 +64,47 @@ async fn hostile_transforms_fail_only_their_messages() {
     }
 
     load.await.unwrap().expect("load completes");
-    env.wait_outbox_drained(Duration::from_secs(120)).await.unwrap();
-    check::units_match(&env, Duration::from_secs(120)).await.unwrap();
+    env.wait_outbox_drained(Duration::from_secs(120))
+        .await
+        .unwrap();
+    check::units_match(&env, Duration::from_secs(120))
+        .await
+        .unwrap();
     let poisoned: Vec<String> = hostile_ids.iter().map(|(id, _)| id.clone()).collect();
-    check::ledgers_exact_and_ordered_except(&env, &poisoned).await.unwrap();
+    check::ledgers_exact_and_ordered_except(&env, &poisoned)
+        .await
+        .unwrap();
 
-    let letters = check::dead_letters(&env, hostile_ids.len(), Duration::from_secs(60)).await.unwrap();
+    let letters = check::dead_letters(&env, hostile_ids.len(), Duration::from_secs(60))
+        .await
+        .unwrap();
     for (id, table) in &hostile_ids {
         let letter = letters
             .iter()
             .find(|l| &l.correlation_id == id)
             .unwrap_or_else(|| panic!("{table}: message {id} not dead-lettered: {letters:?}"));
-        let word = HOSTILE.iter().find(|(t, _)| t == table).map_or("", |(_, w)| *w);
+        let word = HOSTILE
+            .iter()
+            .find(|(t, _)| t == table)
+            .map_or("", |(_, w)| *w);
         assert_eq!(letter.class, "transform", "{table}: {}", letter.reason);
-        assert!(letter.reason.contains(word), "{table}: reason `{}` lacks `{word}`", letter.reason);
-        assert!(letter.reason.len() < 2_000, "{table}: a {} byte reason", letter.reason.len());
+        assert!(
+            letter.reason.contains(word),
+            "{table}: reason `{}` lacks `{word}`",
+            letter.reason
+        );
+        assert!(
+            letter.reason.len() < 2_000,
+            "{table}: a {} byte reason",
+            letter.reason.len()
+        );
         println!("{table}: {}", letter.reason);
     }
-    assert_eq!(letters.len(), hostile_ids.len(), "nothing else was dead-lettered: {letters:?}");
+    assert_eq!(
+        letters.len(),
+        hostile_ids.len(),
+        "nothing else was dead-lettered: {letters:?}"
+    );
 
     stop.cancel();
     running.wait().await;

@@ -17,13 +17,20 @@ const SWAPS: usize = 20;
 
 fn drop_file(version: &str, dir: &Path) {
     let tmp = dir.join(".versioned.wasm.tmp");
-    std::fs::copy(Path::new(TRANSFORMS_DIR).join(format!("versioned_{version}.wasm")), &tmp).unwrap();
+    std::fs::copy(
+        Path::new(TRANSFORMS_DIR).join(format!("versioned_{version}.wasm")),
+        &tmp,
+    )
+    .unwrap();
     std::fs::rename(&tmp, dir.join("versioned.wasm")).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_swaps_under_ten_thousand_changes() {
-    let units = [1, 2].map(|id| UnitSpec { id, charset: "WIN1252" });
+    let units = [1, 2].map(|id| UnitSpec {
+        id,
+        charset: "WIN1252",
+    });
     let mut env = TestEnv::new(&units).await.expect("test environment");
     env.extra_toml = "[tables.probe]\nops = \"IUD\"\ntransform = \"versioned\"\n".into();
     for (_, db) in &env.units {
@@ -33,7 +40,14 @@ async fn twenty_swaps_under_ten_thousand_changes() {
         .unwrap();
     }
     drop_file("a", &env.transforms_dir);
-    let (running, stop) = env.start(Roles { relay: true, apply: true, ..Roles::none() }).await.unwrap();
+    let (running, stop) = env
+        .start(Roles {
+            relay: true,
+            apply: true,
+            ..Roles::none()
+        })
+        .await
+        .unwrap();
 
     let pool = env.pg.clone();
     let writer = tokio::spawn(async move {
@@ -55,7 +69,9 @@ async fn twenty_swaps_under_ten_thousand_changes() {
         drop_file(if swap % 2 == 0 { "b" } else { "a" }, &env.transforms_dir);
     }
     writer.await.unwrap().expect("writer");
-    env.wait_outbox_drained(Duration::from_secs(180)).await.unwrap();
+    env.wait_outbox_drained(Duration::from_secs(180))
+        .await
+        .unwrap();
 
     for (unit, db) in &env.units {
         let db = db.clone();
@@ -66,7 +82,8 @@ async fn twenty_swaps_under_ten_thousand_changes() {
             let read = db.clone();
             probe = tokio::task::spawn_blocking(move || {
                 let mut conn = firebird::connect(&read).unwrap();
-                let rows: Vec<(i64, String)> = conn.query("SELECT ID, VERSAO FROM PROBE", ()).unwrap();
+                let rows: Vec<(i64, String)> =
+                    conn.query("SELECT ID, VERSAO FROM PROBE", ()).unwrap();
                 rows.into_iter().collect()
             })
             .await
@@ -85,16 +102,31 @@ async fn twenty_swaps_under_ten_thousand_changes() {
         let applied = check::ledger(&db).await.unwrap();
         let markers: Vec<&str> = applied
             .iter()
-            .filter_map(|(_, outbox)| ids.get(outbox).and_then(|id| probe.get(id)).map(String::as_str))
+            .filter_map(|(_, outbox)| {
+                ids.get(outbox)
+                    .and_then(|id| probe.get(id))
+                    .map(String::as_str)
+            })
             .collect();
         assert_eq!(markers.len() as i64, IDS);
         let transitions = markers.windows(2).filter(|w| w[0] != w[1]).count();
-        assert!(markers.contains(&"A") && markers.contains(&"B"), "unit {unit}: both versions applied changes");
-        assert!(transitions <= SWAPS, "unit {unit}: {transitions} version changes in apply order for {SWAPS} swaps");
+        assert!(
+            markers.contains(&"A") && markers.contains(&"B"),
+            "unit {unit}: both versions applied changes"
+        );
+        assert!(
+            transitions <= SWAPS,
+            "unit {unit}: {transitions} version changes in apply order for {SWAPS} swaps"
+        );
     }
     check::ledgers_exact_and_ordered(&env).await.unwrap();
-    let dead = ponte::ops::dlq::list(&env.config().unwrap(), 10).await.unwrap();
-    assert!(dead.is_empty(), "nothing dead-lettered during the swaps: {dead:?}");
+    let dead = ponte::ops::dlq::list(&env.config().unwrap(), 10)
+        .await
+        .unwrap();
+    assert!(
+        dead.is_empty(),
+        "nothing dead-lettered during the swaps: {dead:?}"
+    );
     stop.cancel();
     running.wait().await;
     env.cleanup().await;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ponte::transform::types::{Change, Direction, Op, Value};
+use ponte::model::{Change, Direction, Op, Value};
 use ponte::transform::{CallError, EngineSettings, TableBinding, TransformRegistry};
 
 /// Where tests/build.rs put the freshly built components.

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ponte::transform::types::{Change, Direction, Op, Value};
+use ponte::model::{Change, Direction, Op, Value};
 use ponte::transform::{CallError, EngineSettings, Pinned, TableBinding, TransformRegistry};
 use tokio_util::sync::CancellationToken;
 

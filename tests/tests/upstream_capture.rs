@@ -6,7 +6,7 @@
 
 use ponte::capture::{install_unit, remove_unit};
 use ponte::firebird::{apply_batch, Prepared};
-use ponte::transform::types::{IdClaim, Op, Output};
+use ponte::model::{IdClaim, Op, Output};
 use ponte_tests::upstream::{legacy_next_id, legacy_session, upstream_env, ID_BLOCK};
 use ponte_tests::UnitSpec;
 use rsfbclient::prelude::*;

@@ -7,6 +7,5 @@ mod publish;
 mod topology;
 
 pub use link::{with_timeout, AmqpError, AmqpLink};
-pub use message::{Envelope, ENVELOPE_VERSION};
 pub use publish::{PublishFailure, Publisher};
 pub use topology::{declare_base, declare_unit_queue};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::Confirmation;
 use lapin::Channel;
+use lapin::Confirmation;
 
 use super::link::{with_timeout, AmqpError, AmqpLink};
 use super::topology::{declare_base, declare_unit_queue};
@@ -44,7 +44,12 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher for the given units' queues (declared on every new channel).
     pub fn new(link: AmqpLink, config: AmqpConfig, units: Vec<i32>) -> Publisher {
-        Publisher { link, config, units, channel: None }
+        Publisher {
+            link,
+            config,
+            units,
+            channel: None,
+        }
     }
 
     async fn ready_channel(&mut self, wait: Duration) -> Result<Channel, AmqpError> {
@@ -56,7 +61,12 @@ impl Publisher {
         self.channel = None;
         let ch = self.link.channel(wait).await?;
         let t = self.config.timeout();
-        with_timeout(t, "confirm.select", ch.confirm_select(ConfirmSelectOptions::default())).await?;
+        with_timeout(
+            t,
+            "confirm.select",
+            ch.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?;
         declare_base(&ch, &self.config).await?;
         for &unit in &self.units {
             declare_unit_queue(&ch, &self.config, unit).await?;
@@ -77,11 +87,20 @@ impl Publisher {
             Ok(ch) => ch,
             Err(e) => return vec![Err(PublishFailure::Unconfirmed(e.to_string())); count],
         };
-        let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
         let mut pending = Vec::with_capacity(count);
         for (key, props, body) in messages {
             let sent = channel
-                .basic_publish(self.config.exchange.as_str().into(), key.into(), options, &body, props)
+                .basic_publish(
+                    self.config.exchange.as_str().into(),
+                    key.into(),
+                    options,
+                    &body,
+                    props,
+                )
                 .await;
             pending.push(sent);
         }
@@ -108,7 +127,10 @@ impl Publisher {
             Ok(results) => results,
             Err(_) => vec![Err(PublishFailure::Unconfirmed("confirm timed out".into())); count],
         };
-        if results.iter().any(|r| matches!(r, Err(PublishFailure::Unconfirmed(_)))) {
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(PublishFailure::Unconfirmed(_))))
+        {
             // The channel's state is unknown: never reuse it.
             self.channel = None;
         }

@@ -11,22 +11,38 @@ use crate::config::AmqpConfig;
 
 /// Declares the topic exchange and the dead-letter exchange and queue.
 pub async fn declare_base(channel: &Channel, config: &AmqpConfig) -> Result<(), AmqpError> {
-    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
     let t = config.timeout();
     with_timeout(
         t,
         "exchange.declare",
-        channel.exchange_declare(config.exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default()),
+        channel.exchange_declare(
+            config.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        ),
     )
     .await?;
     with_timeout(
         t,
         "exchange.declare",
-        channel.exchange_declare(config.dead_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default()),
+        channel.exchange_declare(
+            config.dead_exchange().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        ),
     )
     .await?;
     let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     with_timeout(
         t,
         "queue.declare",
@@ -56,15 +72,26 @@ pub async fn declare_unit_queue(
 ) -> Result<(), AmqpError> {
     let queue: ShortString = config.unit_queue(unit).into();
     let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-    args.insert("x-delivery-limit".into(), AMQPValue::LongInt(config.delivery_limit as i32));
+    args.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongInt(config.delivery_limit as i32),
+    );
     args.insert(
         "x-dead-letter-exchange".into(),
         AMQPValue::LongString(config.dead_exchange().into()),
     );
     let t = config.timeout();
-    with_timeout(t, "queue.declare", channel.queue_declare(queue.clone(), durable_queue(), args)).await?;
+    with_timeout(
+        t,
+        "queue.declare",
+        channel.queue_declare(queue.clone(), durable_queue(), args),
+    )
+    .await?;
     with_timeout(
         t,
         "queue.bind",
@@ -81,5 +108,8 @@ pub async fn declare_unit_queue(
 }
 
 fn durable_queue() -> QueueDeclareOptions {
-    QueueDeclareOptions { durable: true, ..Default::default() }
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
 }

@@ -5,7 +5,6 @@
 
 mod deadletter;
 mod prepare;
-mod worker;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,12 +19,13 @@ use tokio_util::sync::CancellationToken;
 use crate::amqp::{declare_base, declare_unit_queue, AmqpError, AmqpLink};
 use crate::backoff::Backoff;
 use crate::config::{Config, Unit};
-use crate::firebird::{apply_batch, BatchError, BatchOutcome, FbFailureKind, Prepared};
+use crate::firebird::{
+    apply_batch, BatchError, BatchOutcome, FbFailureKind, FbWorker, Prepared, WorkerError,
+};
 use crate::telemetry::Metrics;
 use crate::transform::TransformRegistry;
 
 pub use prepare::{prepare, Meta, Verdict};
-pub use worker::{FbSession, FbWorker, WorkerError};
 
 /// A delivery with its verdict, waiting to be applied or retried.
 struct Held {
@@ -48,9 +48,22 @@ pub struct UnitApplier {
 
 impl UnitApplier {
     /// An applier for `unit`.
-    pub fn new(unit: Unit, config: Arc<Config>, link: AmqpLink, registry: TransformRegistry, metrics: Metrics) -> Self {
+    pub fn new(
+        unit: Unit,
+        config: Arc<Config>,
+        link: AmqpLink,
+        registry: TransformRegistry,
+        metrics: Metrics,
+    ) -> Self {
         let label = unit.id.to_string();
-        UnitApplier { unit, config, link, registry, metrics, label }
+        UnitApplier {
+            unit,
+            config,
+            link,
+            registry,
+            metrics,
+            label,
+        }
     }
 
     /// Consumes and applies until `shutdown`; reconnects to the broker and Firebird with backoff.
@@ -72,9 +85,15 @@ impl UnitApplier {
             };
             backoff.reset();
             tracing::info!(unit = self.unit.id, queue = %self.config.amqp.unit_queue(self.unit.id), "Unit applier consuming.");
-            let ended = self.consume(&channel, consumer, &mut worker, &shutdown).await;
+            let ended = self
+                .consume(&channel, consumer, &mut worker, &shutdown)
+                .await;
             // Closing the channel returns every unacked delivery to the queue.
-            let _ = tokio::time::timeout(Duration::from_secs(2), channel.close(200, "ponte unit applier stopping".into())).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                channel.close(200, "ponte unit applier stopping".into()),
+            )
+            .await;
             if let Err(e) = ended {
                 let delay = backoff.next_delay();
                 tracing::warn!(unit = self.unit.id, error = %e, retry_in_ms = delay.as_millis() as u64, "Unit consumer lost; reopening.");
@@ -85,7 +104,11 @@ impl UnitApplier {
     }
 
     fn new_worker(&self) -> Option<FbWorker> {
-        match FbWorker::spawn(self.unit.id, self.unit.database.clone(), self.config.firebird.clone()) {
+        match FbWorker::spawn(
+            self.unit.id,
+            self.unit.database.clone(),
+            self.config.firebird.clone(),
+        ) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::error!(unit = self.unit.id, error = %e, "Cannot start the Firebird thread; unit not applied.");
@@ -98,15 +121,30 @@ impl UnitApplier {
         let cfg = &self.config.amqp;
         let t = cfg.timeout();
         let channel = self.link.channel(t).await?;
-        crate::amqp::with_timeout(t, "confirm.select", channel.confirm_select(ConfirmSelectOptions::default())).await?;
-        crate::amqp::with_timeout(t, "basic.qos", channel.basic_qos(cfg.prefetch, BasicQosOptions::default())).await?;
+        crate::amqp::with_timeout(
+            t,
+            "confirm.select",
+            channel.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?;
+        crate::amqp::with_timeout(
+            t,
+            "basic.qos",
+            channel.basic_qos(cfg.prefetch, BasicQosOptions::default()),
+        )
+        .await?;
         declare_base(&channel, cfg).await?;
         declare_unit_queue(&channel, cfg, self.unit.id).await?;
         let tag = format!("ponte-unit-{}-{}", self.unit.id, std::process::id());
         let consumer = crate::amqp::with_timeout(
             t,
             "basic.consume",
-            channel.basic_consume(cfg.unit_queue(self.unit.id).into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default()),
+            channel.basic_consume(
+                cfg.unit_queue(self.unit.id).into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
         )
         .await?;
         Ok((channel, consumer))
@@ -143,11 +181,17 @@ impl UnitApplier {
                 }
             };
             let mut fresh: Vec<Delivery> = first.into_iter().collect();
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(apply_cfg.batch_wait_ms);
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_millis(apply_cfg.batch_wait_ms);
             while !fresh.is_empty() && fresh.len() + held.len() < apply_cfg.batch_size {
                 match tokio::time::timeout_at(deadline, consumer.next()).await {
                     Ok(Some(Ok(d))) => fresh.push(d),
-                    Ok(Some(Err(source))) => return Err(AmqpError::Lapin { op: "consume", source }),
+                    Ok(Some(Err(source))) => {
+                        return Err(AmqpError::Lapin {
+                            op: "consume",
+                            source,
+                        })
+                    }
                     Ok(None) => return Err(AmqpError::Timeout("consumer stream ended")),
                     Err(_) => break,
                 }
@@ -165,16 +209,34 @@ impl UnitApplier {
         let unit = self.unit.id;
         let bodies: Vec<Vec<u8>> = deliveries.iter().map(|d| d.data.clone()).collect();
         let verdicts = tokio::task::spawn_blocking(move || {
-            bodies.iter().map(|b| prepare(b, unit, &config, &registry)).collect::<Vec<_>>()
+            bodies
+                .iter()
+                .map(|b| prepare(b, unit, &config, &registry))
+                .collect::<Vec<_>>()
         })
         .await
         .unwrap_or_default();
         deliveries
             .into_iter()
-            .zip(verdicts.into_iter().map(Some).chain(std::iter::repeat_with(|| None)))
+            .zip(
+                verdicts
+                    .into_iter()
+                    .map(Some)
+                    .chain(std::iter::repeat_with(|| None)),
+            )
             .map(|(delivery, verdict)| {
-                let (meta, verdict) = verdict.unwrap_or_else(|| (Meta::default(), Verdict::Wait("transform task failed".into())));
-                Held { delivery, meta, verdict, fk_since: None }
+                let (meta, verdict) = verdict.unwrap_or_else(|| {
+                    (
+                        Meta::default(),
+                        Verdict::Wait("transform task failed".into()),
+                    )
+                });
+                Held {
+                    delivery,
+                    meta,
+                    verdict,
+                    fk_since: None,
+                }
             })
             .collect()
     }
@@ -192,7 +254,9 @@ impl UnitApplier {
         let mut ready: Vec<Held> = Vec::new();
         for item in batch {
             match &item.verdict {
-                Verdict::Dead { class, reason } => self.dead_letter(channel, &item, class, reason).await?,
+                Verdict::Dead { class, reason } => {
+                    self.dead_letter(channel, &item, class, reason).await?
+                }
                 Verdict::Wait(why) => {
                     tracing::warn!(unit = self.unit.id, correlation_id = %item.meta.correlation_id, table = %item.meta.table, reason = %why, "Change waits for a transform.");
                     waiting.push(item);
@@ -211,37 +275,61 @@ impl UnitApplier {
                 .collect();
             let started = Instant::now();
             let attempt = worker
-                .run(Duration::from_millis(self.config.firebird.timeout_ms), move |session| {
-                    let result = session
-                        .conn()
-                        .map_err(|failure| BatchError { index: None, failure })
-                        .and_then(|conn| apply_batch(conn, &prepared));
-                    if matches!(&result, Err(e) if e.failure.kind == FbFailureKind::Connection) {
-                        session.reset();
-                    }
-                    result
-                })
+                .run(
+                    Duration::from_millis(self.config.firebird.timeout_ms),
+                    move |session| {
+                        let result = session
+                            .conn()
+                            .map_err(|failure| BatchError {
+                                index: None,
+                                failure,
+                            })
+                            .and_then(|conn| apply_batch(conn, &prepared));
+                        if matches!(&result, Err(e) if e.failure.kind == FbFailureKind::Connection)
+                        {
+                            session.reset();
+                        }
+                        result
+                    },
+                )
                 .await;
             match attempt {
                 Ok(Ok(outcomes)) => {
-                    self.metrics.unit_up.with_label_values(&[&self.label]).set(1);
-                    self.metrics.apply_batch_seconds.with_label_values(&[&self.label]).observe(started.elapsed().as_secs_f64());
+                    self.metrics
+                        .unit_up
+                        .with_label_values(&[&self.label])
+                        .set(1);
+                    self.metrics
+                        .apply_batch_seconds
+                        .with_label_values(&[&self.label])
+                        .observe(started.elapsed().as_secs_f64());
                     for (item, outcome) in ready.iter().zip(outcomes) {
                         self.record(item, outcome);
                         ack(&item.delivery, self.config.amqp.timeout()).await?;
                     }
                     return Ok(waiting);
                 }
-                Ok(Err(BatchError { index: Some(i), failure })) if failure.kind == FbFailureKind::Permanent => {
+                Ok(Err(BatchError {
+                    index: Some(i),
+                    failure,
+                })) if failure.kind == FbFailureKind::Permanent => {
                     let item = ready.remove(i);
-                    self.dead_letter(channel, &item, "firebird", &failure.message).await?;
+                    self.dead_letter(channel, &item, "firebird", &failure.message)
+                        .await?;
                 }
-                Ok(Err(BatchError { index: Some(i), failure })) if failure.kind == FbFailureKind::ForeignKey => {
+                Ok(Err(BatchError {
+                    index: Some(i),
+                    failure,
+                })) if failure.kind == FbFailureKind::ForeignKey => {
                     let mut item = ready.remove(i);
                     let since = *item.fk_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= Duration::from_secs(self.config.apply.fk_retry_secs) {
-                        let reason = format!("foreign key still failing after {}s: {}", self.config.apply.fk_retry_secs, failure.message);
-                        self.dead_letter(channel, &item, "firebird", &reason).await?;
+                        let reason = format!(
+                            "foreign key still failing after {}s: {}",
+                            self.config.apply.fk_retry_secs, failure.message
+                        );
+                        self.dead_letter(channel, &item, "firebird", &reason)
+                            .await?;
                     } else {
                         tracing::info!(unit = self.unit.id, correlation_id = %item.meta.correlation_id, "Foreign key failed; the parent may be in flight, retrying later.");
                         waiting.push(item);
@@ -260,8 +348,14 @@ impl UnitApplier {
                         Err(e) => e.to_string(),
                         Ok(Ok(_)) => String::new(),
                     };
-                    self.metrics.unit_up.with_label_values(&[&self.label]).set(0);
-                    self.metrics.apply_retries.with_label_values(&[&self.label]).inc();
+                    self.metrics
+                        .unit_up
+                        .with_label_values(&[&self.label])
+                        .set(0);
+                    self.metrics
+                        .apply_retries
+                        .with_label_values(&[&self.label])
+                        .inc();
                     let delay = backoff.next_delay();
                     tracing::warn!(unit = self.unit.id, error = %why, batch = ready.len(), retry_in_ms = delay.as_millis() as u64, "Apply failed; rolled back, retrying.");
                     if sleep_or_stop(delay, shutdown).await {
@@ -280,15 +374,27 @@ impl UnitApplier {
             BatchOutcome::Duplicate => "duplicate",
             BatchOutcome::Stale => "stale",
         };
-        self.metrics.apply_messages.with_label_values(&[&self.label, word]).inc();
+        self.metrics
+            .apply_messages
+            .with_label_values(&[&self.label, word])
+            .inc();
         if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&item.meta.created_at) {
             let lag = chrono::Utc::now().signed_duration_since(at).num_seconds();
-            self.metrics.apply_lag_seconds.with_label_values(&[&self.label]).set(lag.max(0));
+            self.metrics
+                .apply_lag_seconds
+                .with_label_values(&[&self.label])
+                .set(lag.max(0));
         }
         tracing::debug!(unit = self.unit.id, correlation_id = %item.meta.correlation_id, table = %item.meta.table, outcome = word, "Change handled.");
     }
 
-    async fn dead_letter(&self, channel: &Channel, item: &Held, class: &'static str, reason: &str) -> Result<(), AmqpError> {
+    async fn dead_letter(
+        &self,
+        channel: &Channel,
+        item: &Held,
+        class: &'static str,
+        reason: &str,
+    ) -> Result<(), AmqpError> {
         tracing::error!(unit = self.unit.id, correlation_id = %item.meta.correlation_id, table = %item.meta.table, class, reason, "Change dead-lettered; inspect with `ponte dlq list`.");
         deadletter::publish(
             channel,
@@ -303,13 +409,22 @@ impl UnitApplier {
             },
         )
         .await?;
-        self.metrics.apply_messages.with_label_values(&[&self.label, "dead"]).inc();
+        self.metrics
+            .apply_messages
+            .with_label_values(&[&self.label, "dead"])
+            .inc();
         ack(&item.delivery, self.config.amqp.timeout()).await
     }
 }
 
 async fn ack(delivery: &Delivery, timeout: Duration) -> Result<(), AmqpError> {
-    crate::amqp::with_timeout(timeout, "basic.ack", delivery.acker.ack(BasicAckOptions::default())).await.map(|_| ())
+    crate::amqp::with_timeout(
+        timeout,
+        "basic.ack",
+        delivery.acker.ack(BasicAckOptions::default()),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Sleeps `delay` unless stopped first; true when stopped.

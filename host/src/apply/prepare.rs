@@ -4,10 +4,10 @@
 
 use serde_json::value::RawValue;
 
-use crate::amqp::{Envelope, ENVELOPE_VERSION};
 use crate::config::Config;
 use crate::firebird::Prepared;
-use crate::transform::types::{Change, Direction, Op};
+use crate::model::{Change, Direction, Op};
+use crate::model::{Envelope, ENVELOPE_VERSION};
 use crate::transform::TransformRegistry;
 
 /// What to do with one delivery.
@@ -38,13 +38,21 @@ pub struct Meta {
 }
 
 /// Decodes and translates one delivery body for `unit`.
-pub fn prepare(body: &[u8], unit: i32, config: &Config, registry: &TransformRegistry) -> (Meta, Verdict) {
+pub fn prepare(
+    body: &[u8],
+    unit: i32,
+    config: &Config,
+    registry: &TransformRegistry,
+) -> (Meta, Verdict) {
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(env) => env,
         Err(e) => {
             return (
                 Meta::default(),
-                Verdict::Dead { class: "malformed", reason: format!("message body is not a ponte envelope: {e}") },
+                Verdict::Dead {
+                    class: "malformed",
+                    reason: format!("message body is not a ponte envelope: {e}"),
+                },
             )
         }
     };
@@ -60,21 +68,42 @@ pub fn prepare(body: &[u8], unit: i32, config: &Config, registry: &TransformRegi
 fn translate(env: Envelope, unit: i32, config: &Config, registry: &TransformRegistry) -> Verdict {
     let dead = |class, reason: String| Verdict::Dead { class, reason };
     if env.v != ENVELOPE_VERSION {
-        return dead("malformed", format!("envelope version {} is not supported (expected {ENVELOPE_VERSION})", env.v));
+        return dead(
+            "malformed",
+            format!(
+                "envelope version {} is not supported (expected {ENVELOPE_VERSION})",
+                env.v
+            ),
+        );
     }
     if env.unit != unit {
-        return dead("malformed", format!("message for unit {} arrived in the queue of unit {unit}", env.unit));
+        return dead(
+            "malformed",
+            format!(
+                "message for unit {} arrived in the queue of unit {unit}",
+                env.unit
+            ),
+        );
     }
     if uuid::Uuid::parse_str(&env.correlation_id).is_err() {
-        return dead("malformed", format!("correlation id `{}` is not a UUID", env.correlation_id));
+        return dead(
+            "malformed",
+            format!("correlation id `{}` is not a UUID", env.correlation_id),
+        );
     }
     let Some(op) = Op::from_code(&env.op) else {
-        return dead("malformed", format!("operation `{}` is not I, U or D", env.op));
+        return dead(
+            "malformed",
+            format!("operation `{}` is not I, U or D", env.op),
+        );
     };
     if !config.allows(&env.table, op) {
         return dead(
             "refused",
-            format!("table `{}` operation `{}` is not whitelisted on this host ([tables.{}] ops)", env.table, env.op, env.table),
+            format!(
+                "table `{}` operation `{}` is not whitelisted on this host ([tables.{}] ops)",
+                env.table, env.op, env.table
+            ),
         );
     }
     if !is_json_object(&env.payload) {
@@ -90,13 +119,22 @@ fn translate(env: Envelope, unit: i32, config: &Config, registry: &TransformRegi
         payload: env.payload.get().to_string(),
         settings: config.table_settings_json(&env.table),
     };
-    let output = match registry.pin(&env.table).and_then(|pinned| pinned.call(&change)) {
+    let output = match registry
+        .pin(&env.table)
+        .and_then(|pinned| pinned.call(&change))
+    {
         Ok(output) => output,
         Err(e) if e.is_not_ready() => return Verdict::Wait(e.to_string()),
         Err(e) => return dead("transform", e.to_string()),
     };
     if output.row_key.is_empty() || output.row_key.chars().count() > 200 {
-        return dead("transform", format!("row key must be 1..200 characters, got {}", output.row_key.len()));
+        return dead(
+            "transform",
+            format!(
+                "row key must be 1..200 characters, got {}",
+                output.row_key.len()
+            ),
+        );
     }
     Verdict::Ready(Box::new(Prepared {
         correlation_id: env.correlation_id,

@@ -10,9 +10,9 @@ use rsfbclient::prelude::*;
 use rsfbclient::{FbError, SqlType};
 use serde_json::{Map, Value as Json};
 
-use super::envelope::{correlation_id, UpstreamEnvelope, UPSTREAM_VERSION};
 use super::shape::{split_key, ColumnKind, TableShape};
 use crate::firebird::FbConn;
+use crate::model::{correlation_id, UpstreamEnvelope, UPSTREAM_VERSION};
 
 /// One SYNC_LOG row and what to publish for it.
 #[derive(Debug, Clone)]

@@ -3,7 +3,6 @@
 //! log to the broker. The host's own writes carry a transaction context flag that the triggers
 //! skip, so nothing ponte applies is captured again (no echo). Design: docs/upstream.md.
 
-mod envelope;
 mod install;
 mod log;
 mod publisher;
@@ -13,14 +12,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-pub use envelope::{correlation_id, UpstreamEnvelope, UPSTREAM_VERSION};
 pub use install::{install_unit, remove_unit, trigger_sql, InstallReport, TRIGGER_PREFIX};
 pub use publisher::CapturePublisher;
 pub use shape::{split_key, TableShape};
 
 use crate::amqp::{AmqpError, PublishFailure};
-use crate::apply::WorkerError;
 use crate::config::{Config, Unit};
+use crate::firebird::WorkerError;
 use crate::firebird::{classify, FbFailure};
 
 /// Why a capture round failed. Every kind is retried with backoff; nothing is deleted from the

@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use super::log::{prune, LogReader};
 use super::CaptureError;
 use crate::amqp::{AmqpLink, PublishFailure, Publisher};
-use crate::apply::{FbWorker, WorkerError};
 use crate::backoff::Backoff;
 use crate::config::{Config, Unit};
 use crate::firebird::{classify, FbFailureKind};
+use crate::firebird::{FbWorker, WorkerError};
 use crate::telemetry::Metrics;
 use crate::upstream::declare_upstream_queue;
 

@@ -25,13 +25,22 @@ fn parses_units_tables_and_defaults() {
     let c = Config::parse(MINIMAL).unwrap();
     c.validate().unwrap();
     let units = c.units();
-    assert_eq!(units.iter().map(|u| u.id).collect::<Vec<_>>(), vec![1, 2, 3, 7]);
-    assert_eq!(units[1].database, "127.0.0.1:/var/lib/ponte/units/unit_2.fdb");
+    assert_eq!(
+        units.iter().map(|u| u.id).collect::<Vec<_>>(),
+        vec![1, 2, 3, 7]
+    );
+    assert_eq!(
+        units[1].database,
+        "127.0.0.1:/var/lib/ponte/units/unit_2.fdb"
+    );
     assert_eq!(units[3].database, "10.0.0.7:/data/loja.fdb");
     assert!(c.allows("customers", Op::Update));
     assert!(!c.allows("customers", Op::Delete));
     assert!(!c.allows("orders", Op::Insert));
-    assert_eq!(c.table_settings_json("customers"), r#"{"timezone":"America/Sao_Paulo"}"#);
+    assert_eq!(
+        c.table_settings_json("customers"),
+        r#"{"timezone":"America/Sao_Paulo"}"#
+    );
     assert_eq!(c.relay.batch_size, 500);
     assert_eq!(c.amqp.unit_queue(7), "pax.unit.7");
 }
@@ -39,8 +48,14 @@ fn parses_units_tables_and_defaults() {
 #[test]
 fn an_apply_batch_larger_than_the_prefetch_is_refused() {
     let text = format!("{MINIMAL}\n[apply]\nbatch_size = 2000\n");
-    let err = Config::parse(&text).and_then(|c| c.validate()).unwrap_err().to_string();
-    assert!(err.contains("batch_size = 2000") && err.contains("prefetch = 1000"), "{err}");
+    let err = Config::parse(&text)
+        .and_then(|c| c.validate())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("batch_size = 2000") && err.contains("prefetch = 1000"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -12,27 +12,30 @@ use rsfbclient::prelude::*;
 use rsfbclient::{FbError, SqlType};
 
 use super::block::{blockable, contexts, message_bytes, substitute, Block};
-use super::lookup::{flag_host_write, ledger_lookup, row_versions};
 use super::connect::FbConn;
 use super::error::{classify, FbFailure, FbFailureKind};
-use crate::transform::types::{Op, Output, Value};
+use super::lookup::{flag_host_write, ledger_lookup, row_versions};
+use crate::model::{Op, Output, Value};
 
 /// Name of the transaction context variable set while the host writes; capture triggers skip it.
 pub const HOST_WRITE_FLAG: &str = "PONTE_APPLY";
 
-
 /// The ledger row of one change; both apply paths use this one text.
-const LEDGER_INSERT: &str = "INSERT INTO SYNC_CONTROL (CORRELATION_ID, OUTBOX_ID, TABLE_NAME, OP, OUTCOME, APPLIED_SEQ) \
+const LEDGER_INSERT: &str =
+    "INSERT INTO SYNC_CONTROL (CORRELATION_ID, OUTBOX_ID, TABLE_NAME, OP, OUTCOME, APPLIED_SEQ) \
      VALUES (?, ?, ?, ?, ?, GEN_ID(GEN_SYNC_APPLIED, 1))";
 
 /// A row's first version and a later one: the packed path knows from its lookup which applies.
-const ROW_VERSION_INSERT: &str = "INSERT INTO SYNC_ROW_VERSION (TABLE_NAME, ROW_KEY, SEQ, UPDATED_AT) \
+const ROW_VERSION_INSERT: &str =
+    "INSERT INTO SYNC_ROW_VERSION (TABLE_NAME, ROW_KEY, SEQ, UPDATED_AT) \
      VALUES (?, ?, ?, CURRENT_TIMESTAMP)";
-const ROW_VERSION_UPDATE: &str = "UPDATE SYNC_ROW_VERSION SET SEQ = ?, UPDATED_AT = CURRENT_TIMESTAMP \
+const ROW_VERSION_UPDATE: &str =
+    "UPDATE SYNC_ROW_VERSION SET SEQ = ?, UPDATED_AT = CURRENT_TIMESTAMP \
      WHERE TABLE_NAME = ? AND ROW_KEY = ?";
 
 /// The last applied sequence of one row, in the statement-by-statement path.
-const ROW_VERSION_UPSERT: &str = "UPDATE OR INSERT INTO SYNC_ROW_VERSION (TABLE_NAME, ROW_KEY, SEQ, UPDATED_AT) \
+const ROW_VERSION_UPSERT: &str =
+    "UPDATE OR INSERT INTO SYNC_ROW_VERSION (TABLE_NAME, ROW_KEY, SEQ, UPDATED_AT) \
      VALUES (?, ?, ?, CURRENT_TIMESTAMP) MATCHING (TABLE_NAME, ROW_KEY)";
 
 /// A change ready to apply: its identity and the transform's output.
@@ -97,7 +100,10 @@ fn in_transaction(
     conn: &mut FbConn,
     work: impl FnOnce(&mut FbConn) -> Result<Vec<BatchOutcome>, BatchError>,
 ) -> Result<Vec<BatchOutcome>, BatchError> {
-    let whole = |e: FbError| BatchError { index: None, failure: classify(&e) };
+    let whole = |e: FbError| BatchError {
+        index: None,
+        failure: classify(&e),
+    };
     conn.begin_transaction_config(
         transaction_builder()
             .read_write()
@@ -122,7 +128,10 @@ fn in_transaction(
 }
 
 fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOutcome>, BatchError> {
-    let whole = |e: FbError| BatchError { index: None, failure: classify(&e) };
+    let whole = |e: FbError| BatchError {
+        index: None,
+        failure: classify(&e),
+    };
     let range = flag_host_write(conn).map_err(whole)?;
     let applied = ledger_lookup(conn, batch).map_err(whole)?;
     // Each row's last applied sequence before this batch, and its newest one within it.
@@ -136,19 +145,33 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
     // the end), instead of updating the same INDICE row once per change.
     let mut claims: Vec<(String, i64)> = Vec::new();
     for (i, change) in batch.iter().enumerate() {
-        let fail = |e: FbError| BatchError { index: Some(i), failure: classify(&e) };
+        let fail = |e: FbError| BatchError {
+            index: Some(i),
+            failure: classify(&e),
+        };
         // A redelivered copy can share a batch with its original (a broker outage returns a
         // message that was stored but not confirmed, and the relay publishes it again): the
         // first copy applies, later ones are duplicates like those already in the ledger.
-        if applied.contains(change.correlation_id.as_str()) || !in_batch.insert(change.correlation_id.as_str()) {
+        if applied.contains(change.correlation_id.as_str())
+            || !in_batch.insert(change.correlation_id.as_str())
+        {
             outcomes.push(BatchOutcome::Duplicate);
             continue;
         }
         let key = (change.table.as_str(), change.output.row_key.as_str());
         let last = written.get(&key).or(versions.get(&key));
         let stale = matches!(last, Some(&seq) if seq >= change.sequence);
-        let outcome = if stale { BatchOutcome::Stale } else { BatchOutcome::Applied };
-        let packable = mode == Mode::Blocks && change.output.statements.iter().all(|s| s.params.iter().all(blockable));
+        let outcome = if stale {
+            BatchOutcome::Stale
+        } else {
+            BatchOutcome::Applied
+        };
+        let packable = mode == Mode::Blocks
+            && change
+                .output
+                .statements
+                .iter()
+                .all(|s| s.params.iter().all(blockable));
         if packable {
             let (sql_len, mut bytes, mut contexts) = footprint(change);
             if allocates_ids(change) {
@@ -165,7 +188,12 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
                     pack_claims(&mut block, &mut claims);
                 }
                 pack_change(&mut block, change).map_err(whole)?;
-                for claim in change.output.id_claims.iter().filter(|c| in_range(range, c.id)) {
+                for claim in change
+                    .output
+                    .id_claims
+                    .iter()
+                    .filter(|c| in_range(range, c.id))
+                {
                     match claims.iter_mut().find(|(k, _)| *k == claim.indice_key) {
                         Some((_, id)) => *id = (*id).max(claim.id),
                         None => claims.push((claim.indice_key.clone(), claim.id)),
@@ -192,9 +220,15 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
     // batches of the same shape. A row with a version before the batch gets an UPDATE.
     for change in batch {
         let key = (change.table.as_str(), change.output.row_key.as_str());
-        let Some(seq) = written.remove(&key) else { continue };
+        let Some(seq) = written.remove(&key) else {
+            continue;
+        };
         if mode == Mode::Blocks {
-            let (table, row_key, seq) = (Value::Text(key.0.to_string()), Value::Text(key.1.to_string()), Value::Int(seq));
+            let (table, row_key, seq) = (
+                Value::Text(key.0.to_string()),
+                Value::Text(key.1.to_string()),
+                Value::Int(seq),
+            );
             let bytes = message_bytes(&table) + message_bytes(&row_key) + message_bytes(&seq);
             if !block.has_room(ROW_VERSION_UPDATE.len(), bytes, 2) {
                 flush(conn, &mut block).map_err(whole)?;
@@ -208,11 +242,18 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
             };
             block.push(&sql.unwrap_or_default());
         } else {
-            conn.execute(ROW_VERSION_UPSERT, (key.0.to_string(), key.1.to_string(), seq))
-                .map_err(whole)?;
+            conn.execute(
+                ROW_VERSION_UPSERT,
+                (key.0.to_string(), key.1.to_string(), seq),
+            )
+            .map_err(whole)?;
         }
     }
-    if !block.has_room(claims.len() * 200, claims.len() * INDICE_PARAM_BYTES, claims.len() * CLAIM_CONTEXTS) {
+    if !block.has_room(
+        claims.len() * 200,
+        claims.len() * INDICE_PARAM_BYTES,
+        claims.len() * CLAIM_CONTEXTS,
+    ) {
         flush(conn, &mut block).map_err(whole)?;
     }
     pack_claims(&mut block, &mut claims);
@@ -221,7 +262,12 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
 }
 
 fn allocates_ids(change: &Prepared) -> bool {
-    change.output.statements.iter().flat_map(|s| s.params.iter()).any(|v| matches!(v, Value::NewId(_)))
+    change
+        .output
+        .statements
+        .iter()
+        .flat_map(|s| s.params.iter())
+        .any(|v| matches!(v, Value::NewId(_)))
 }
 
 /// Contexts one packed INDICE raise takes (an UPDATE and an INSERT).
@@ -233,8 +279,12 @@ const INDICE_PARAM_BYTES: usize = 270;
 fn pack_claims(block: &mut Block, claims: &mut Vec<(String, i64)>) {
     for (key, id) in claims.drain(..) {
         let (k, m) = (block.bind(&Value::Text(key)), block.bind(&Value::Int(id)));
-        block.push(&format!("UPDATE INDICE SET ULTIMO_ID = MAXVALUE(ULTIMO_ID, {m}) WHERE TABELA = {k}"));
-        block.push(&format!("IF (ROW_COUNT = 0) THEN INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES ({k}, {m})"));
+        block.push(&format!(
+            "UPDATE INDICE SET ULTIMO_ID = MAXVALUE(ULTIMO_ID, {m}) WHERE TABELA = {k}"
+        ));
+        block.push(&format!(
+            "IF (ROW_COUNT = 0) THEN INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES ({k}, {m})"
+        ));
     }
 }
 
@@ -251,13 +301,41 @@ fn flush(conn: &mut FbConn, block: &mut Block) -> Result<(), FbError> {
 
 /// Rough SQL bytes, parameter bytes and table contexts a change adds to a block.
 fn footprint(change: &Prepared) -> (usize, usize, usize) {
-    let new_ids = change.output.statements.iter().flat_map(|s| s.params.iter()).filter(|v| matches!(v, Value::NewId(_))).count();
+    let new_ids = change
+        .output
+        .statements
+        .iter()
+        .flat_map(|s| s.params.iter())
+        .filter(|v| matches!(v, Value::NewId(_)))
+        .count();
     // Each new id: UPDATE INDICE (2), IF .. INSERT INDICE (1), SELECT .. FROM INDICE (1); the ledger INSERT (1).
-    let contexts = change.output.statements.iter().map(|s| contexts(&s.sql)).sum::<usize>() + 4 * new_ids + 1;
-    let sql: usize = change.output.statements.iter().map(|s| s.sql.len() + s.params.len() * 4 + 200).sum();
-    let bytes: usize = change.output.statements.iter().flat_map(|s| s.params.iter()).map(message_bytes).sum();
+    let contexts = change
+        .output
+        .statements
+        .iter()
+        .map(|s| contexts(&s.sql))
+        .sum::<usize>()
+        + 4 * new_ids
+        + 1;
+    let sql: usize = change
+        .output
+        .statements
+        .iter()
+        .map(|s| s.sql.len() + s.params.len() * 4 + 200)
+        .sum();
+    let bytes: usize = change
+        .output
+        .statements
+        .iter()
+        .flat_map(|s| s.params.iter())
+        .map(message_bytes)
+        .sum();
     // The ledger row's five values, and the new ids' INDICE keys.
-    (sql + 300, bytes + 400 + INDICE_PARAM_BYTES * new_ids, contexts)
+    (
+        sql + 300,
+        bytes + 400 + INDICE_PARAM_BYTES * new_ids,
+        contexts,
+    )
 }
 
 /// A change's statements with new ids allocated in place (its id claims are aggregated by the caller).
@@ -273,9 +351,13 @@ fn pack_change(block: &mut Block, change: &Prepared) -> Result<(), FbError> {
                         None => {
                             let var = block.variable();
                             let k = block.bind(&Value::Text(key.clone()));
-                            block.push(&format!("UPDATE INDICE SET ULTIMO_ID = ULTIMO_ID + 1 WHERE TABELA = {k}"));
+                            block.push(&format!(
+                                "UPDATE INDICE SET ULTIMO_ID = ULTIMO_ID + 1 WHERE TABELA = {k}"
+                            ));
                             block.push(&format!("IF (ROW_COUNT = 0) THEN INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES ({k}, 1)"));
-                            block.push(&format!("SELECT ULTIMO_ID FROM INDICE WHERE TABELA = {k} INTO :{var}"));
+                            block.push(&format!(
+                                "SELECT ULTIMO_ID FROM INDICE WHERE TABELA = {k} INTO :{var}"
+                            ));
                             new_ids.push((key, var.clone()));
                             var
                         }
@@ -285,8 +367,12 @@ fn pack_change(block: &mut Block, change: &Prepared) -> Result<(), FbError> {
                 other => refs.push(block.bind(other)),
             }
         }
-        let sql = substitute(statement.sql.trim_end_matches(';'), &refs)
-            .ok_or_else(|| FbError::Other(format!("placeholder count does not match parameters in `{}`", statement.sql)))?;
+        let sql = substitute(statement.sql.trim_end_matches(';'), &refs).ok_or_else(|| {
+            FbError::Other(format!(
+                "placeholder count does not match parameters in `{}`",
+                statement.sql
+            ))
+        })?;
         block.push(&sql);
     }
     Ok(())
@@ -304,10 +390,18 @@ fn pack_ledger(block: &mut Block, change: &Prepared, outcome: BatchOutcome) {
 }
 
 fn outcome_code(outcome: BatchOutcome) -> &'static str {
-    if outcome == BatchOutcome::Stale { "S" } else { "A" }
+    if outcome == BatchOutcome::Stale {
+        "S"
+    } else {
+        "A"
+    }
 }
 
-fn insert_ledger(conn: &mut FbConn, change: &Prepared, outcome: BatchOutcome) -> Result<usize, FbError> {
+fn insert_ledger(
+    conn: &mut FbConn,
+    change: &Prepared,
+    outcome: BatchOutcome,
+) -> Result<usize, FbError> {
     conn.execute(
         LEDGER_INSERT,
         (
@@ -326,14 +420,24 @@ fn ledger_error(e: FbError, index: usize) -> BatchError {
     match classify(&e) {
         f if f.message.contains("PK_SYNC_CONTROL") => BatchError {
             index: None,
-            failure: FbFailure { kind: FbFailureKind::Transient, message: f.message },
+            failure: FbFailure {
+                kind: FbFailureKind::Transient,
+                message: f.message,
+            },
         },
-        failure => BatchError { index: Some(index), failure },
+        failure => BatchError {
+            index: Some(index),
+            failure,
+        },
     }
 }
 
 /// Runs one change's statements with its placeholders resolved, then raises INDICE.
-fn apply_one(conn: &mut FbConn, change: &Prepared, range: Option<(i64, i64)>) -> Result<(), FbError> {
+fn apply_one(
+    conn: &mut FbConn,
+    change: &Prepared,
+    range: Option<(i64, i64)>,
+) -> Result<(), FbError> {
     let mut new_ids: HashMap<&str, i64> = HashMap::new();
     for statement in &change.output.statements {
         let mut params = Vec::with_capacity(statement.params.len());
@@ -389,8 +493,10 @@ fn next_indice_id(conn: &mut FbConn, key: &str) -> Result<i64, FbError> {
             (key.to_string(),),
         )?;
     }
-    let row: Option<(i64,)> =
-        conn.query_first("SELECT ULTIMO_ID FROM INDICE WHERE TABELA = ?", (key.to_string(),))?;
+    let row: Option<(i64,)> = conn.query_first(
+        "SELECT ULTIMO_ID FROM INDICE WHERE TABELA = ?",
+        (key.to_string(),),
+    )?;
     row.map(|(id,)| id)
         .ok_or_else(|| FbError::Other(format!("INDICE row `{key}` vanished")))
 }
@@ -400,7 +506,12 @@ fn in_range(range: Option<(i64, i64)>, id: i64) -> bool {
 }
 
 /// Makes INDICE's last id for `key` at least `id` (when `id` is in this unit's range).
-fn raise_indice(conn: &mut FbConn, key: &str, id: i64, range: Option<(i64, i64)>) -> Result<(), FbError> {
+fn raise_indice(
+    conn: &mut FbConn,
+    key: &str,
+    id: i64,
+    range: Option<(i64, i64)>,
+) -> Result<(), FbError> {
     if !in_range(range, id) {
         return Ok(());
     }
@@ -430,5 +541,3 @@ mod tests {
         assert!(substitute(ROW_VERSION_UPDATE, &refs(3)).is_some());
     }
 }
-
-

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use rsfbclient::SqlType;
 
-use crate::transform::types::Value;
+use crate::model::Value;
 
 /// Input message budget of one block (Firebird 2.5 caps a message at 64 KiB).
 const MAX_MESSAGE_BYTES: usize = 48 * 1024;
@@ -58,15 +58,20 @@ impl Block {
             Value::Null | Value::NewId(_) => return "NULL".into(),
             Value::Int(v) => ("BIGINT".to_string(), SqlType::Integer(*v)),
             Value::Float(v) => ("DOUBLE PRECISION".to_string(), SqlType::Floating(*v)),
-            Value::Decimal(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => {
-                ("VARCHAR(48) CHARACTER SET ASCII".to_string(), SqlType::Text(s.clone()))
-            }
-            Value::Text(s) => (format!("VARCHAR({}) CHARACTER SET UTF8", bucket(s.chars().count())), SqlType::Text(s.clone())),
+            Value::Decimal(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => (
+                "VARCHAR(48) CHARACTER SET ASCII".to_string(),
+                SqlType::Text(s.clone()),
+            ),
+            Value::Text(s) => (
+                format!("VARCHAR({}) CHARACTER SET UTF8", bucket(s.chars().count())),
+                SqlType::Text(s.clone()),
+            ),
             // Text blobs must be transliterated into the column's charset (WIN1252...), which
             // only happens when the parameter says it is UTF8 text; true binary stays binary.
-            Value::Blob(b) if std::str::from_utf8(b).is_ok() => {
-                ("BLOB SUB_TYPE TEXT CHARACTER SET UTF8".to_string(), SqlType::Binary(b.clone()))
-            }
+            Value::Blob(b) if std::str::from_utf8(b).is_ok() => (
+                "BLOB SUB_TYPE TEXT CHARACTER SET UTF8".to_string(),
+                SqlType::Binary(b.clone()),
+            ),
             Value::Blob(b) => ("BLOB SUB_TYPE 0".to_string(), SqlType::Binary(b.clone())),
         };
         let name = format!("p{}", self.header.len());
@@ -94,8 +99,15 @@ impl Block {
 
     /// The block text and its parameters; the block is left empty.
     pub fn take(&mut self) -> (String, Vec<SqlType>) {
-        let header = if self.header.is_empty() { String::new() } else { format!(" ({})", self.header.join(", ")) };
-        let sql = format!("EXECUTE BLOCK{header} AS\n{}BEGIN\n{}END", self.declares, self.body);
+        let header = if self.header.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.header.join(", "))
+        };
+        let sql = format!(
+            "EXECUTE BLOCK{header} AS\n{}BEGIN\n{}END",
+            self.declares, self.body
+        );
         let params = std::mem::take(&mut self.params);
         *self = Block::default();
         (sql, params)
@@ -126,7 +138,11 @@ pub fn contexts(statement: &str) -> usize {
                 }
             }
             "UPDATE" if base.is_none() => {
-                base = Some(if words.peek().is_some_and(|w| w == "OR") { 3 } else { 2 })
+                base = Some(if words.peek().is_some_and(|w| w == "OR") {
+                    3
+                } else {
+                    2
+                })
             }
             "MERGE" if base.is_none() => base = Some(4),
             "SELECT" if base.is_none() => base = Some(0),
@@ -200,11 +216,25 @@ mod tests {
         assert_eq!(contexts("INSERT INTO T (A) VALUES (:p0)"), 1);
         assert_eq!(contexts("delete from T where A = :p0"), 1);
         assert_eq!(contexts("UPDATE T SET A = :p0 WHERE B = 'FROM'"), 2);
-        assert_eq!(contexts("UPDATE OR INSERT INTO T (A) VALUES (:p0) MATCHING (A)"), 3);
+        assert_eq!(
+            contexts("UPDATE OR INSERT INTO T (A) VALUES (:p0) MATCHING (A)"),
+            3
+        );
         assert_eq!(contexts("MERGE INTO T USING (SELECT 1 AS A FROM RDB$DATABASE) S ON T.A = S.A WHEN MATCHED THEN UPDATE SET B = 1"), 5);
-        assert_eq!(contexts("IF (ROW_COUNT = 0) THEN INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES (:p0, 1)"), 1);
-        assert_eq!(contexts("SELECT ULTIMO_ID FROM INDICE WHERE TABELA = :p0 INTO :v0"), 1);
-        assert_eq!(contexts("INSERT INTO T (A) SELECT A FROM U JOIN V ON U.X = V.X"), 3);
+        assert_eq!(
+            contexts(
+                "IF (ROW_COUNT = 0) THEN INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES (:p0, 1)"
+            ),
+            1
+        );
+        assert_eq!(
+            contexts("SELECT ULTIMO_ID FROM INDICE WHERE TABELA = :p0 INTO :v0"),
+            1
+        );
+        assert_eq!(
+            contexts("INSERT INTO T (A) SELECT A FROM U JOIN V ON U.X = V.X"),
+            3
+        );
     }
 
     #[test]
@@ -214,10 +244,15 @@ mod tests {
         let t = b.bind(&Value::Text("José".into()));
         let n = b.bind(&Value::Null);
         let v = b.variable();
-        b.push(&format!("INSERT INTO T (A, B, C) VALUES ({a}, {t}, {n}) RETURNING A INTO :{v}"));
+        b.push(&format!(
+            "INSERT INTO T (A, B, C) VALUES ({a}, {t}, {n}) RETURNING A INTO :{v}"
+        ));
         let (sql, params) = b.take();
         assert!(sql.starts_with("EXECUTE BLOCK (p0 BIGINT = ?, p1 VARCHAR(16) CHARACTER SET UTF8 = ?) AS\nDECLARE VARIABLE v0 BIGINT;\nBEGIN\n"), "{sql}");
-        assert!(sql.ends_with("VALUES (:p0, :p1, NULL) RETURNING A INTO :v0;\nEND"), "{sql}");
+        assert!(
+            sql.ends_with("VALUES (:p0, :p1, NULL) RETURNING A INTO :v0;\nEND"),
+            "{sql}"
+        );
         assert_eq!(params.len(), 2);
         assert!(b.is_empty());
     }

@@ -83,7 +83,10 @@ mod tests {
     #[test]
     fn parses_database_strings() {
         let d = Database::parse("127.0.0.1:/var/lib/x.fdb").unwrap();
-        assert_eq!((d.host.as_str(), d.port, d.path.as_str()), ("127.0.0.1", 3050, "/var/lib/x.fdb"));
+        assert_eq!(
+            (d.host.as_str(), d.port, d.path.as_str()),
+            ("127.0.0.1", 3050, "/var/lib/x.fdb")
+        );
         let d = Database::parse("fb.local/3051:loja").unwrap();
         assert_eq!((d.port, d.path.as_str()), (3051, "loja"));
         assert!(Database::parse("/var/lib/x.fdb").is_err());

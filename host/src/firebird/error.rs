@@ -92,21 +92,55 @@ mod tests {
     use super::*;
 
     fn sql(code: i32, msg: &str) -> FbFailureKind {
-        classify(&FbError::Sql { msg: msg.into(), code }).kind
+        classify(&FbError::Sql {
+            msg: msg.into(),
+            code,
+        })
+        .kind
     }
 
     #[test]
     fn classifies_common_errors() {
-        assert_eq!(sql(-913, "deadlock\nupdate conflicts with concurrent update"), FbFailureKind::Transient);
-        assert_eq!(sql(-901, "lock conflict on no wait transaction"), FbFailureKind::Transient);
         assert_eq!(
-            sql(-530, "violation of FOREIGN KEY constraint \"FK_X\" on table \"PEDIDOS\""),
+            sql(-913, "deadlock\nupdate conflicts with concurrent update"),
+            FbFailureKind::Transient
+        );
+        assert_eq!(
+            sql(-901, "lock conflict on no wait transaction"),
+            FbFailureKind::Transient
+        );
+        assert_eq!(
+            sql(
+                -530,
+                "violation of FOREIGN KEY constraint \"FK_X\" on table \"PEDIDOS\""
+            ),
             FbFailureKind::ForeignKey
         );
-        assert_eq!(sql(-803, "violation of PRIMARY or UNIQUE KEY constraint"), FbFailureKind::Permanent);
-        assert_eq!(sql(-625, "validation error for column NOME, value \"*** null ***\""), FbFailureKind::Permanent);
-        assert_eq!(sql(-902, "Unable to complete network request to host"), FbFailureKind::Connection);
-        assert_eq!(sql(-802, "arithmetic exception, numeric overflow, or string truncation"), FbFailureKind::Permanent);
-        assert_eq!(classify(&FbError::Other("handle dropped".into())).kind, FbFailureKind::Connection);
+        assert_eq!(
+            sql(-803, "violation of PRIMARY or UNIQUE KEY constraint"),
+            FbFailureKind::Permanent
+        );
+        assert_eq!(
+            sql(
+                -625,
+                "validation error for column NOME, value \"*** null ***\""
+            ),
+            FbFailureKind::Permanent
+        );
+        assert_eq!(
+            sql(-902, "Unable to complete network request to host"),
+            FbFailureKind::Connection
+        );
+        assert_eq!(
+            sql(
+                -802,
+                "arithmetic exception, numeric overflow, or string truncation"
+            ),
+            FbFailureKind::Permanent
+        );
+        assert_eq!(
+            classify(&FbError::Other("handle dropped".into())).kind,
+            FbFailureKind::Connection
+        );
     }
 }

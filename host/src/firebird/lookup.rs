@@ -32,7 +32,10 @@ pub(super) fn flag_host_write(conn: &mut FbConn) -> Result<Option<(i64, i64)>, F
 }
 
 /// Which of the batch's correlation ids are already in the ledger.
-pub(super) fn ledger_lookup(conn: &mut FbConn, batch: &[Prepared]) -> Result<HashSet<String>, FbError> {
+pub(super) fn ledger_lookup(
+    conn: &mut FbConn,
+    batch: &[Prepared],
+) -> Result<HashSet<String>, FbError> {
     let mut found = HashSet::new();
     for chunk in batch.chunks(LEDGER_CHUNK) {
         let size = lookup_size(chunk.len(), LEDGER_CHUNK);
@@ -67,14 +70,21 @@ pub(super) fn row_versions<'a>(
     for chunk in keys.chunks(VERSION_CHUNK) {
         let size = lookup_size(chunk.len(), VERSION_CHUNK);
         let sql = (0..size)
-            .map(|i| format!("SELECT {i}, SEQ FROM SYNC_ROW_VERSION WHERE TABLE_NAME = ? AND ROW_KEY = ?"))
+            .map(|i| {
+                format!(
+                    "SELECT {i}, SEQ FROM SYNC_ROW_VERSION WHERE TABLE_NAME = ? AND ROW_KEY = ?"
+                )
+            })
             .collect::<Vec<_>>()
             .join(" UNION ALL ");
         // Padded with the last key: its row then comes back more than once, harmlessly.
         let params: Vec<SqlType> = (0..size)
             .flat_map(|i| {
                 let (table, key) = chunk[i.min(chunk.len() - 1)];
-                [SqlType::Text(table.to_string()), SqlType::Text(key.to_string())]
+                [
+                    SqlType::Text(table.to_string()),
+                    SqlType::Text(key.to_string()),
+                ]
             })
             .collect();
         let rows: Vec<(i64, i64)> = conn.query(&sql, params)?;
@@ -90,7 +100,12 @@ pub(super) fn row_versions<'a>(
 /// Lookup statements come in a few sizes (chunks are padded up), so a batch of any size reuses
 /// prepared statements instead of preparing a new text for every length.
 fn lookup_size(len: usize, max: usize) -> usize {
-    [1, 4, 16, 64].into_iter().find(|&s| len <= s).unwrap_or(max).min(max).max(len)
+    [1, 4, 16, 64]
+        .into_iter()
+        .find(|&s| len <= s)
+        .unwrap_or(max)
+        .min(max)
+        .max(len)
 }
 
 #[cfg(test)]

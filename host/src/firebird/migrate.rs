@@ -9,8 +9,16 @@ use super::connect::{relation_exists, FbConn};
 
 /// The Firebird migrations, in order: (version, name, script).
 const MIGRATIONS: &[(i32, &str, &str)] = &[
-    (1, "host_tables", include_str!("../../../migrations/firebird/0001_host_tables.sql")),
-    (2, "capture", include_str!("../../../migrations/firebird/0002_capture.sql")),
+    (
+        1,
+        "host_tables",
+        include_str!("../../../migrations/firebird/0001_host_tables.sql"),
+    ),
+    (
+        2,
+        "capture",
+        include_str!("../../../migrations/firebird/0002_capture.sql"),
+    ),
 ];
 
 /// Brings one unit database up to date; returns the versions applied now.
@@ -90,7 +98,10 @@ fn created_object(statement: &str) -> Option<(&'static str, String)> {
         return None;
     }
     let mut i = 1;
-    while matches!(words.get(i).map(String::as_str), Some("UNIQUE" | "ASC" | "ASCENDING" | "DESC" | "DESCENDING")) {
+    while matches!(
+        words.get(i).map(String::as_str),
+        Some("UNIQUE" | "ASC" | "ASCENDING" | "DESC" | "DESCENDING")
+    ) {
         i += 1;
     }
     let kind = match words.get(i).map(String::as_str)? {
@@ -101,7 +112,10 @@ fn created_object(statement: &str) -> Option<(&'static str, String)> {
         "EXCEPTION" => "EXCEPTION",
         _ => return None,
     };
-    let name = words.get(i + 1)?.trim_matches(|c| c == '(' || c == '"').to_string();
+    let name = words
+        .get(i + 1)?
+        .trim_matches(|c| c == '(' || c == '"')
+        .to_string();
     Some((kind, name))
 }
 
@@ -129,7 +143,10 @@ mod tests {
         assert!(s[1].starts_with("CREATE TRIGGER") && s[1].ends_with("END"));
         assert_eq!(created_object(&s[0]), Some(("TABLE", "A".into())));
         assert_eq!(created_object(&s[2]), Some(("INDEX", "I".into())));
-        assert_eq!(created_object("CREATE UNIQUE INDEX U ON A (X)"), Some(("INDEX", "U".into())));
+        assert_eq!(
+            created_object("CREATE UNIQUE INDEX U ON A (X)"),
+            Some(("INDEX", "U".into()))
+        );
     }
 
     #[test]

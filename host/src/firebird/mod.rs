@@ -9,9 +9,11 @@ mod error;
 mod lookup;
 mod migrate;
 mod schema;
+mod worker;
 
 pub use apply::{apply_batch, BatchError, BatchOutcome, Prepared, HOST_WRITE_FLAG};
 pub use connect::{connect, Database, FbConn};
 pub use error::{classify, FbFailure, FbFailureKind};
 pub use migrate::{migrate_unit, split_script};
 pub use schema::{compile_check, table_columns, Column};
+pub use worker::{FbSession, FbWorker, WorkerError};

@@ -7,7 +7,7 @@ use rsfbclient::FbError;
 
 use super::block::{substitute, Block};
 use super::connect::FbConn;
-use crate::transform::types::Value;
+use crate::model::Value;
 
 /// One column of a table, as RDB$RELATION_FIELDS / RDB$FIELDS describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,17 @@ pub struct Column {
 
 /// The columns of `table` in position order; `None` when the table does not exist.
 pub fn table_columns(conn: &mut FbConn, table: &str) -> Result<Option<Vec<Column>>, FbError> {
-    type Row = (String, i16, Option<i16>, Option<i32>, Option<i16>, Option<i16>, i16, i16, i16);
+    type Row = (
+        String,
+        i16,
+        Option<i16>,
+        Option<i32>,
+        Option<i16>,
+        Option<i16>,
+        i16,
+        i16,
+        i16,
+    );
     let rows: Vec<Row> = conn.query(
         "SELECT TRIM(RF.RDB$FIELD_NAME), F.RDB$FIELD_TYPE, F.RDB$FIELD_SUB_TYPE, \
          F.RDB$CHARACTER_LENGTH, F.RDB$FIELD_PRECISION, F.RDB$FIELD_SCALE, \
@@ -50,17 +60,29 @@ pub fn table_columns(conn: &mut FbConn, table: &str) -> Result<Option<Vec<Column
     }
     Ok(Some(
         rows.into_iter()
-            .map(|(name, field_type, sub_type, char_length, precision, scale, not_null, computed, has_default)| Column {
-                name,
-                field_type,
-                sub_type: sub_type.unwrap_or(0),
-                char_length,
-                precision,
-                scale: scale.unwrap_or(0),
-                not_null: not_null != 0,
-                computed: computed != 0,
-                has_default: has_default != 0,
-            })
+            .map(
+                |(
+                    name,
+                    field_type,
+                    sub_type,
+                    char_length,
+                    precision,
+                    scale,
+                    not_null,
+                    computed,
+                    has_default,
+                )| Column {
+                    name,
+                    field_type,
+                    sub_type: sub_type.unwrap_or(0),
+                    char_length,
+                    precision,
+                    scale: scale.unwrap_or(0),
+                    not_null: not_null != 0,
+                    computed: computed != 0,
+                    has_default: has_default != 0,
+                },
+            )
             .collect(),
     ))
 }
@@ -71,7 +93,11 @@ impl Column {
         let len = self.char_length.unwrap_or(0);
         match (self.field_type, self.sub_type, self.scale) {
             (7 | 8 | 16, 1 | 2, scale) | (7 | 8 | 16, _, scale @ ..=-1) => {
-                let kind = if self.sub_type == 2 { "DECIMAL" } else { "NUMERIC" };
+                let kind = if self.sub_type == 2 {
+                    "DECIMAL"
+                } else {
+                    "NUMERIC"
+                };
                 format!("{kind}({}, {})", self.precision.unwrap_or(18), -scale)
             }
             (7, ..) => "SMALLINT".into(),
@@ -103,16 +129,31 @@ impl Column {
     pub fn misfit(&self, value: &Value) -> Option<String> {
         let ty = self.type_text();
         if self.computed {
-            return Some(format!("{} is COMPUTED BY and cannot be written", self.name));
+            return Some(format!(
+                "{} is COMPUTED BY and cannot be written",
+                self.name
+            ));
         }
         match value {
-            Value::Null if self.not_null => Some(format!("NULL into NOT NULL column {} {ty}", self.name)),
+            Value::Null if self.not_null => {
+                Some(format!("NULL into NOT NULL column {} {ty}", self.name))
+            }
             Value::Null | Value::NewId(_) => None,
-            Value::Text(s) | Value::Decimal(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) if self.is_text() => {
+            Value::Text(s)
+            | Value::Decimal(s)
+            | Value::Date(s)
+            | Value::Time(s)
+            | Value::Timestamp(s)
+                if self.is_text() =>
+            {
                 let chars = s.chars().count();
                 let max = self.char_length.unwrap_or(0);
-                (chars > usize::try_from(max).unwrap_or(0))
-                    .then(|| format!("{chars} characters into {} {ty} (the server would refuse the row)", self.name))
+                (chars > usize::try_from(max).unwrap_or(0)).then(|| {
+                    format!(
+                        "{chars} characters into {} {ty} (the server would refuse the row)",
+                        self.name
+                    )
+                })
             }
             Value::Int(v) if self.is_integer_family() && self.scale == 0 => {
                 let (low, high) = match self.field_type {
@@ -122,11 +163,14 @@ impl Column {
                 };
                 (*v < low || *v > high).then(|| format!("{v} out of range for {} {ty}", self.name))
             }
-            Value::Decimal(s) | Value::Text(s) if self.is_integer_family() => self.decimal_misfit(s, &ty),
-            Value::Int(v) if self.is_integer_family() => self.decimal_misfit(&v.to_string(), &ty),
-            Value::Float(_) if self.is_integer_family() => {
-                Some(format!("a float into {} {ty}: inexact, send an exact decimal", self.name))
+            Value::Decimal(s) | Value::Text(s) if self.is_integer_family() => {
+                self.decimal_misfit(s, &ty)
             }
+            Value::Int(v) if self.is_integer_family() => self.decimal_misfit(&v.to_string(), &ty),
+            Value::Float(_) if self.is_integer_family() => Some(format!(
+                "a float into {} {ty}: inexact, send an exact decimal",
+                self.name
+            )),
             Value::Blob(b) if self.is_text() => {
                 let max = usize::try_from(self.char_length.unwrap_or(0)).unwrap_or(0);
                 (b.len() > max * 4).then(|| format!("{} bytes into {} {ty}", b.len(), self.name))
@@ -134,7 +178,9 @@ impl Column {
             Value::Text(s) if matches!(self.field_type, 12 | 13 | 35) && s.trim().is_empty() => {
                 Some(format!("empty text into {} {ty}", self.name))
             }
-            Value::Blob(_) | Value::Text(_) if matches!(self.field_type, 7 | 8 | 16 | 10 | 27 | 12 | 13 | 35) => {
+            Value::Blob(_) | Value::Text(_)
+                if matches!(self.field_type, 7 | 8 | 16 | 10 | 27 | 12 | 13 | 35) =>
+            {
                 Some(format!("{} into {} {ty}", kind(value), self.name))
             }
             _ => None,
@@ -146,21 +192,33 @@ impl Column {
         let digits = text.trim().trim_start_matches(['-', '+']);
         let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
         if int_part.is_empty() && frac_part.is_empty()
-            || !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit())
+            || !int_part
+                .bytes()
+                .chain(frac_part.bytes())
+                .all(|b| b.is_ascii_digit())
         {
             return Some(format!("`{text}` is not a number, into {} {ty}", self.name));
         }
         let scale = usize::from(self.scale.unsigned_abs());
         let kept_frac = frac_part.trim_end_matches('0');
         if kept_frac.len() > scale {
-            return Some(format!("`{text}` has {} decimals; {} {ty} would round it", kept_frac.len(), self.name));
+            return Some(format!(
+                "`{text}` has {} decimals; {} {ty} would round it",
+                kept_frac.len(),
+                self.name
+            ));
         }
         let max_int = match self.precision {
             Some(p) if p > 0 => usize::from(p.unsigned_abs()).saturating_sub(scale),
             _ => 18usize.saturating_sub(scale),
         };
         let significant = int_part.trim_start_matches('0').len();
-        (significant > max_int).then(|| format!("`{text}` has {significant} integer digits; {} {ty} holds {max_int}", self.name))
+        (significant > max_int).then(|| {
+            format!(
+                "`{text}` has {significant} integer digits; {} {ty} holds {max_int}",
+                self.name
+            )
+        })
     }
 }
 
@@ -191,33 +249,77 @@ pub fn compile_check(conn: &mut FbConn, sql: &str, params: &[Value]) -> Result<(
 mod tests {
     use super::*;
 
-    fn col(field_type: i16, sub_type: i16, len: Option<i32>, precision: Option<i16>, scale: i16, not_null: bool) -> Column {
-        Column { name: "C".into(), field_type, sub_type, char_length: len, precision, scale, not_null, computed: false, has_default: false }
+    fn col(
+        field_type: i16,
+        sub_type: i16,
+        len: Option<i32>,
+        precision: Option<i16>,
+        scale: i16,
+        not_null: bool,
+    ) -> Column {
+        Column {
+            name: "C".into(),
+            field_type,
+            sub_type,
+            char_length: len,
+            precision,
+            scale,
+            not_null,
+            computed: false,
+            has_default: false,
+        }
     }
 
     #[test]
     fn names_types_as_ddl_does() {
-        assert_eq!(col(16, 1, None, Some(15), -2, false).type_text(), "NUMERIC(15, 2)");
+        assert_eq!(
+            col(16, 1, None, Some(15), -2, false).type_text(),
+            "NUMERIC(15, 2)"
+        );
         assert_eq!(col(8, 0, None, Some(0), 0, false).type_text(), "INTEGER");
-        assert_eq!(col(37, 0, Some(60), None, 0, false).type_text(), "VARCHAR(60)");
-        assert_eq!(col(261, 1, None, None, 0, false).type_text(), "BLOB SUB_TYPE TEXT");
+        assert_eq!(
+            col(37, 0, Some(60), None, 0, false).type_text(),
+            "VARCHAR(60)"
+        );
+        assert_eq!(
+            col(261, 1, None, None, 0, false).type_text(),
+            "BLOB SUB_TYPE TEXT"
+        );
     }
 
     #[test]
     fn finds_values_that_do_not_fit() {
         let varchar = col(37, 0, Some(5), None, 0, true);
-        assert!(varchar.misfit(&Value::Text("José!".into())).is_none(), "5 characters, not bytes");
+        assert!(
+            varchar.misfit(&Value::Text("José!".into())).is_none(),
+            "5 characters, not bytes"
+        );
         assert!(varchar.misfit(&Value::Text("Josés!".into())).is_some());
         assert!(varchar.misfit(&Value::Null).is_some(), "NOT NULL");
         let money = col(16, 1, None, Some(15), -2, false);
-        assert!(money.misfit(&Value::Decimal("1234567890123.45".into())).is_none());
-        assert!(money.misfit(&Value::Decimal("12345678901234.5".into())).is_some(), "14 integer digits");
-        assert!(money.misfit(&Value::Decimal("1.005".into())).is_some(), "would round");
-        assert!(money.misfit(&Value::Decimal("1.500".into())).is_none(), "trailing zeros are exact");
+        assert!(money
+            .misfit(&Value::Decimal("1234567890123.45".into()))
+            .is_none());
+        assert!(
+            money
+                .misfit(&Value::Decimal("12345678901234.5".into()))
+                .is_some(),
+            "14 integer digits"
+        );
+        assert!(
+            money.misfit(&Value::Decimal("1.005".into())).is_some(),
+            "would round"
+        );
+        assert!(
+            money.misfit(&Value::Decimal("1.500".into())).is_none(),
+            "trailing zeros are exact"
+        );
         assert!(money.misfit(&Value::Text("abc".into())).is_some());
         let small = col(7, 0, None, Some(0), 0, false);
         assert!(small.misfit(&Value::Int(40_000)).is_some());
         assert!(small.misfit(&Value::Int(1)).is_none());
-        assert!(col(35, 0, None, None, 0, false).misfit(&Value::Blob(vec![1])).is_some());
+        assert!(col(35, 0, None, None, 0, false)
+            .misfit(&Value::Blob(vec![1]))
+            .is_some());
     }
 }

@@ -40,7 +40,9 @@ pub async fn list(config: &Config, limit: usize) -> anyhow::Result<Vec<DeadLette
     let (conn, channel) = open(config).await?;
     let mut views = Vec::new();
     while views.len() < limit {
-        let Some(msg) = get(&channel, config).await? else { break };
+        let Some(msg) = get(&channel, config).await? else {
+            break;
+        };
         views.push(view(views.len() + 1, &msg.delivery));
     }
     close(conn, channel).await;
@@ -55,7 +57,12 @@ pub async fn replay(config: &Config, ids: &[String], all: bool) -> anyhow::Resul
     }
     let (conn, channel) = open(config).await?;
     let t = config.amqp.timeout();
-    with_timeout(t, "confirm.select", channel.confirm_select(ConfirmSelectOptions::default())).await?;
+    with_timeout(
+        t,
+        "confirm.select",
+        channel.confirm_select(ConfirmSelectOptions::default()),
+    )
+    .await?;
     let mut replayed = 0;
     let mut seen = 0usize;
     while let Some(msg) = get(&channel, config).await? {
@@ -70,17 +77,32 @@ pub async fn replay(config: &Config, ids: &[String], all: bool) -> anyhow::Resul
             let kept: FieldTable = headers
                 .inner()
                 .iter()
-                .filter(|(k, _)| !k.as_str().starts_with("x-ponte-") && !k.as_str().starts_with("x-death") && !k.as_str().starts_with("x-first-death") && !k.as_str().starts_with("x-last-death") && k.as_str() != "x-delivery-count")
+                .filter(|(k, _)| {
+                    !k.as_str().starts_with("x-ponte-")
+                        && !k.as_str().starts_with("x-death")
+                        && !k.as_str().starts_with("x-first-death")
+                        && !k.as_str().starts_with("x-last-death")
+                        && k.as_str() != "x-delivery-count"
+                })
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect::<std::collections::BTreeMap<_, _>>()
                 .into();
             props = props.with_headers(kept);
         }
-        let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
         let confirm = with_timeout(
             t,
             "basic.publish",
-            channel.basic_publish(config.amqp.exchange.as_str().into(), v.routing_key.as_str().into(), options, &d.data, props),
+            channel.basic_publish(
+                config.amqp.exchange.as_str().into(),
+                v.routing_key.as_str().into(),
+                options,
+                &d.data,
+                props,
+            ),
         )
         .await?;
         match tokio::time::timeout(t, confirm).await {
@@ -96,8 +118,14 @@ pub async fn replay(config: &Config, ids: &[String], all: bool) -> anyhow::Resul
 }
 
 /// Puts outbox rows marked `dead` back to pending (after the cause was fixed): by id, by unit, or all.
-pub async fn requeue_outbox(config: &Config, id: Option<i64>, unit: Option<i32>) -> anyhow::Result<u64> {
-    let pool = crate::pg::connect(&config.postgres).await.context("connecting to PostgreSQL")?;
+pub async fn requeue_outbox(
+    config: &Config,
+    id: Option<i64>,
+    unit: Option<i32>,
+) -> anyhow::Result<u64> {
+    let pool = crate::pg::connect(&config.postgres)
+        .await
+        .context("connecting to PostgreSQL")?;
     let n = sqlx::query(
         "UPDATE pg_sync_outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now(), \
          error_log = 'requeued by operator after: ' || coalesce(error_log, '') \
@@ -113,18 +141,28 @@ pub async fn requeue_outbox(config: &Config, id: Option<i64>, unit: Option<i32>)
 
 async fn open(config: &Config) -> anyhow::Result<(Connection, Channel)> {
     let t = config.amqp.timeout();
-    let conn = with_timeout(t, "connect", Connection::connect(&config.amqp.url, ConnectionProperties::default()))
-        .await
-        .context("connecting to RabbitMQ")?;
+    let conn = with_timeout(
+        t,
+        "connect",
+        Connection::connect(&config.amqp.url, ConnectionProperties::default()),
+    )
+    .await
+    .context("connecting to RabbitMQ")?;
     let channel = with_timeout(t, "channel.open", conn.create_channel()).await?;
     Ok((conn, channel))
 }
 
-async fn get(channel: &Channel, config: &Config) -> anyhow::Result<Option<lapin::message::BasicGetMessage>> {
+async fn get(
+    channel: &Channel,
+    config: &Config,
+) -> anyhow::Result<Option<lapin::message::BasicGetMessage>> {
     Ok(with_timeout(
         config.amqp.timeout(),
         "basic.get",
-        channel.basic_get(config.amqp.dead_queue().into(), BasicGetOptions { no_ack: false }),
+        channel.basic_get(
+            config.amqp.dead_queue().into(),
+            BasicGetOptions { no_ack: false },
+        ),
     )
     .await?)
 }
@@ -160,7 +198,12 @@ fn view(position: usize, d: &lapin::message::Delivery) -> DeadLetterView {
     };
     DeadLetterView {
         position,
-        correlation_id: d.properties.message_id().as_ref().map(|m| m.to_string()).unwrap_or_default(),
+        correlation_id: d
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
         routing_key,
         unit: header("unit"),
         class,

@@ -11,8 +11,12 @@ use crate::firebird::{connect, migrate_unit};
 /// Applies both sides' migrations. `units`: only these (None = all).
 pub async fn migrate(config: &Config, postgres: bool, firebird: bool) -> anyhow::Result<()> {
     if postgres {
-        let pool = crate::pg::connect(&config.postgres).await.context("connecting to PostgreSQL")?;
-        crate::pg::migrate(&pool).await.context("applying migrations/postgres")?;
+        let pool = crate::pg::connect(&config.postgres)
+            .await
+            .context("connecting to PostgreSQL")?;
+        crate::pg::migrate(&pool)
+            .await
+            .context("applying migrations/postgres")?;
         tracing::info!("PostgreSQL migrations applied.");
     }
     if !firebird {
@@ -36,7 +40,9 @@ pub async fn migrate(config: &Config, postgres: bool, firebird: bool) -> anyhow:
     }
     for (unit, job) in jobs {
         match tokio::time::timeout(timeout, job).await {
-            Ok(Ok(Ok(applied))) => tracing::info!(unit, applied = ?applied, "Firebird migrations applied."),
+            Ok(Ok(Ok(applied))) => {
+                tracing::info!(unit, applied = ?applied, "Firebird migrations applied.")
+            }
             Ok(Ok(Err(e))) => {
                 tracing::error!(unit, error = %e, "Firebird migration failed.");
                 failed.push(unit);

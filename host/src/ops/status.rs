@@ -17,7 +17,9 @@ use crate::config::Config;
 /// Builds the status report as text.
 pub async fn report(config: &Config) -> anyhow::Result<String> {
     let mut out = String::new();
-    let pool = crate::pg::connect(&config.postgres).await.context("connecting to PostgreSQL")?;
+    let pool = crate::pg::connect(&config.postgres)
+        .await
+        .context("connecting to PostgreSQL")?;
     let backlog = crate::relay::backlog(&pool).await?;
     let leases: Vec<(i32, String, bool)> = sqlx::query_as(
         "SELECT unit_id, holder, expires_at > now() FROM ponte_unit_lease ORDER BY unit_id",
@@ -49,7 +51,13 @@ pub async fn report(config: &Config) -> anyhow::Result<String> {
         let lease = leases
             .iter()
             .find(|(u, _, _)| *u == unit.id)
-            .map(|(_, h, live)| if *live { h.clone() } else { format!("{h} (expired)") })
+            .map(|(_, h, live)| {
+                if *live {
+                    h.clone()
+                } else {
+                    format!("{h} (expired)")
+                }
+            })
             .unwrap_or_else(|| "-".into());
         let depth = depths
             .iter()
@@ -75,15 +83,36 @@ pub async fn report(config: &Config) -> anyhow::Result<String> {
 
 async fn queue_depths(config: &Config) -> Vec<(i32, String)> {
     let t = config.amqp.timeout();
-    let Ok(conn) = with_timeout(t, "connect", Connection::connect(&config.amqp.url, ConnectionProperties::default())).await else {
+    let Ok(conn) = with_timeout(
+        t,
+        "connect",
+        Connection::connect(&config.amqp.url, ConnectionProperties::default()),
+    )
+    .await
+    else {
         return Vec::new();
     };
     let mut depths = Vec::new();
     for unit in config.units() {
         // A failed passive declare closes the channel, so each queue gets its own.
-        let Ok(channel) = with_timeout(t, "channel.open", conn.create_channel()).await else { break };
-        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-        let depth = match with_timeout(t, "queue.declare", channel.queue_declare(config.amqp.unit_queue(unit.id).into(), passive, FieldTable::default())).await {
+        let Ok(channel) = with_timeout(t, "channel.open", conn.create_channel()).await else {
+            break;
+        };
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let depth = match with_timeout(
+            t,
+            "queue.declare",
+            channel.queue_declare(
+                config.amqp.unit_queue(unit.id).into(),
+                passive,
+                FieldTable::default(),
+            ),
+        )
+        .await
+        {
             Ok(q) => q.message_count().to_string(),
             Err(_) => "missing".into(),
         };
@@ -105,26 +134,49 @@ async fn firebird_health(config: &Config) -> Vec<UnitHealth> {
     let mut jobs = Vec::new();
     for unit in config.units() {
         let fb = config.firebird.clone();
-        jobs.push(tokio::task::spawn_blocking(move || -> Result<(i64, Option<String>), String> {
-            let mut conn = crate::firebird::connect(&unit.database, &fb).map_err(|e| e.to_string())?;
-            let row: Option<(i64, Option<String>)> = conn
-                .query_first("SELECT COUNT(*), CAST(MAX(APPLIED_AT) AS VARCHAR(30)) FROM SYNC_CONTROL", ())
-                .map_err(|e| e.to_string())?;
-            let _ = conn.close();
-            Ok(row.unwrap_or((0, None)))
-        }));
+        jobs.push(tokio::task::spawn_blocking(
+            move || -> Result<(i64, Option<String>), String> {
+                let mut conn =
+                    crate::firebird::connect(&unit.database, &fb).map_err(|e| e.to_string())?;
+                let row: Option<(i64, Option<String>)> = conn
+                    .query_first(
+                        "SELECT COUNT(*), CAST(MAX(APPLIED_AT) AS VARCHAR(30)) FROM SYNC_CONTROL",
+                        (),
+                    )
+                    .map_err(|e| e.to_string())?;
+                let _ = conn.close();
+                Ok(row.unwrap_or((0, None)))
+            },
+        ));
     }
     let mut out = Vec::new();
     for job in jobs {
         out.push(match tokio::time::timeout(timeout, job).await {
-            Ok(Ok(Ok((n, last)))) => UnitHealth { state: "up".into(), ledger: n.to_string(), last: last.unwrap_or_else(|| "-".into()) },
-            Ok(Ok(Err(e))) => UnitHealth { state: "DOWN".into(), ledger: "-".into(), last: first_line(&e) },
-            _ => UnitHealth { state: "TIMEOUT".into(), ledger: "-".into(), last: "-".into() },
+            Ok(Ok(Ok((n, last)))) => UnitHealth {
+                state: "up".into(),
+                ledger: n.to_string(),
+                last: last.unwrap_or_else(|| "-".into()),
+            },
+            Ok(Ok(Err(e))) => UnitHealth {
+                state: "DOWN".into(),
+                ledger: "-".into(),
+                last: first_line(&e),
+            },
+            _ => UnitHealth {
+                state: "TIMEOUT".into(),
+                ledger: "-".into(),
+                last: "-".into(),
+            },
         });
     }
     out
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().chars().take(80).collect()
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(80)
+        .collect()
 }

@@ -18,7 +18,12 @@ pub struct Leases {
 impl Leases {
     /// No leases yet.
     pub fn new(instance: &str, lease: Duration, units: Vec<i32>) -> Leases {
-        Leases { instance: instance.to_string(), lease, units, held: Vec::new() }
+        Leases {
+            instance: instance.to_string(),
+            lease,
+            units,
+            held: Vec::new(),
+        }
     }
 
     /// Units held after the last refresh.
@@ -63,8 +68,12 @@ impl Leases {
                 .await?;
             tracing::info!(units = ?surplus, "Released unit leases to share with other relays.");
         }
-        let mut candidates: Vec<i32> =
-            self.units.iter().copied().filter(|u| !held.contains(u)).collect();
+        let mut candidates: Vec<i32> = self
+            .units
+            .iter()
+            .copied()
+            .filter(|u| !held.contains(u))
+            .collect();
         candidates.shuffle(&mut rand::rng());
         for unit in candidates {
             if held.len() >= share {
@@ -95,7 +104,11 @@ impl Leases {
                 .await?
                 .rows_affected();
                 if rescued > 0 {
-                    tracing::warn!(unit, rescued, "Took over a unit lease; rows in flight were handed back.");
+                    tracing::warn!(
+                        unit,
+                        rescued,
+                        "Took over a unit lease; rows in flight were handed back."
+                    );
                 }
                 held.push(unit);
             }

@@ -128,7 +128,11 @@ pub async fn mark_failed(
 }
 
 /// Hands this instance's claimed rows back to pending (shutdown, memory guard) without an attempt.
-pub async fn hand_back(pool: &PgPool, ids: Option<&[i64]>, instance: &str) -> Result<u64, sqlx::Error> {
+pub async fn hand_back(
+    pool: &PgPool,
+    ids: Option<&[i64]>,
+    instance: &str,
+) -> Result<u64, sqlx::Error> {
     let query = match ids {
         Some(ids) => sqlx::query(
             "UPDATE pg_sync_outbox SET status = 'pending', claimed_by = NULL, claimed_at = NULL, updated_at = now() \

@@ -74,7 +74,10 @@ fn route(path: &str, metrics: &Metrics, readiness: &Readiness) -> Response<Full<
             } else {
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!("not ready: started={} broker={broker}\n", readiness.is_started()),
+                    format!(
+                        "not ready: started={} broker={broker}\n",
+                        readiness.is_started()
+                    ),
                 )
             }
         }

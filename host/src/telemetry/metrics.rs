@@ -3,8 +3,8 @@
 //! table names, fixed outcome words.
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Cheap to clone; all clones update the same families.
@@ -59,16 +59,18 @@ impl Metrics {
     /// Registers every family into a fresh registry.
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
-        let gauge_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let gauge_vec =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
         let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
             let g = IntGauge::new(name, help)?;
             registry.register(Box::new(g.clone()))?;
@@ -76,36 +78,92 @@ impl Metrics {
         };
         let buckets = exponential_buckets(0.001, 2.0, 16)?;
         let relay_batch_seconds = Histogram::with_opts(
-            HistogramOpts::new("ponte_relay_batch_seconds", "Relay batch: claim to marked").buckets(buckets.clone()),
+            HistogramOpts::new("ponte_relay_batch_seconds", "Relay batch: claim to marked")
+                .buckets(buckets.clone()),
         )?;
         registry.register(Box::new(relay_batch_seconds.clone()))?;
         let apply_batch_seconds = HistogramVec::new(
-            HistogramOpts::new("ponte_apply_batch_seconds", "Firebird apply transaction").buckets(buckets),
+            HistogramOpts::new("ponte_apply_batch_seconds", "Firebird apply transaction")
+                .buckets(buckets),
             &["unit"],
         )?;
         registry.register(Box::new(apply_batch_seconds.clone()))?;
         let outbox_dead = IntCounter::new("ponte_outbox_dead_total", "Outbox rows marked dead")?;
         registry.register(Box::new(outbox_dead.clone()))?;
         Ok(Metrics {
-            relay_rows: counter_vec("ponte_relay_rows_total", "Outbox rows by outcome", &["outcome"])?,
+            relay_rows: counter_vec(
+                "ponte_relay_rows_total",
+                "Outbox rows by outcome",
+                &["outcome"],
+            )?,
             relay_batch_seconds,
-            relay_in_flight_bytes: gauge("ponte_relay_in_flight_bytes", "Payload bytes awaiting confirm")?,
-            memory_pressure: gauge("ponte_memory_pressure", "1 while the memory guard pauses claiming")?,
+            relay_in_flight_bytes: gauge(
+                "ponte_relay_in_flight_bytes",
+                "Payload bytes awaiting confirm",
+            )?,
+            memory_pressure: gauge(
+                "ponte_memory_pressure",
+                "1 while the memory guard pauses claiming",
+            )?,
             memory_rss_bytes: gauge("ponte_memory_rss_bytes", "Resident set size")?,
-            outbox_backlog: gauge_vec("ponte_outbox_backlog", "Outbox rows by unit and status", &["unit", "status"])?,
-            queue_backlog: gauge_vec("ponte_queue_backlog", "Messages ready in a unit queue", &["unit"])?,
+            outbox_backlog: gauge_vec(
+                "ponte_outbox_backlog",
+                "Outbox rows by unit and status",
+                &["unit", "status"],
+            )?,
+            queue_backlog: gauge_vec(
+                "ponte_queue_backlog",
+                "Messages ready in a unit queue",
+                &["unit"],
+            )?,
             amqp_connected: gauge("ponte_amqp_connected", "1 while connected to the broker")?,
-            apply_messages: counter_vec("ponte_apply_messages_total", "Messages by unit and outcome", &["unit", "outcome"])?,
+            apply_messages: counter_vec(
+                "ponte_apply_messages_total",
+                "Messages by unit and outcome",
+                &["unit", "outcome"],
+            )?,
             apply_batch_seconds,
-            apply_lag_seconds: gauge_vec("ponte_apply_lag_seconds", "Outbox write to Firebird commit", &["unit"])?,
-            unit_up: gauge_vec("ponte_unit_up", "1 while the unit's Firebird is reachable", &["unit"])?,
-            apply_retries: counter_vec("ponte_apply_retries_total", "Apply transactions retried", &["unit"])?,
+            apply_lag_seconds: gauge_vec(
+                "ponte_apply_lag_seconds",
+                "Outbox write to Firebird commit",
+                &["unit"],
+            )?,
+            unit_up: gauge_vec(
+                "ponte_unit_up",
+                "1 while the unit's Firebird is reachable",
+                &["unit"],
+            )?,
+            apply_retries: counter_vec(
+                "ponte_apply_retries_total",
+                "Apply transactions retried",
+                &["unit"],
+            )?,
             outbox_dead,
-            upstream_captured: counter_vec("ponte_upstream_captured_total", "SYNC_LOG rows consumed", &["unit"])?,
-            upstream_published: counter_vec("ponte_upstream_published_total", "Upstream messages confirmed", &["unit"])?,
-            upstream_applied: counter_vec("ponte_upstream_applied_total", "Upstream changes by outcome", &["outcome"])?,
-            upstream_conflicts: counter_vec("ponte_upstream_conflicts_total", "Upstream conflicts", &["table", "policy"])?,
-            upstream_lag_seconds: gauge_vec("ponte_upstream_lag_seconds", "Oldest unpublished SYNC_LOG row", &["unit"])?,
+            upstream_captured: counter_vec(
+                "ponte_upstream_captured_total",
+                "SYNC_LOG rows consumed",
+                &["unit"],
+            )?,
+            upstream_published: counter_vec(
+                "ponte_upstream_published_total",
+                "Upstream messages confirmed",
+                &["unit"],
+            )?,
+            upstream_applied: counter_vec(
+                "ponte_upstream_applied_total",
+                "Upstream changes by outcome",
+                &["outcome"],
+            )?,
+            upstream_conflicts: counter_vec(
+                "ponte_upstream_conflicts_total",
+                "Upstream conflicts",
+                &["table", "policy"],
+            )?,
+            upstream_lag_seconds: gauge_vec(
+                "ponte_upstream_lag_seconds",
+                "Oldest unpublished SYNC_LOG row",
+                &["unit"],
+            )?,
             registry,
         })
     }

@@ -2,6 +2,7 @@
 //! host mirror types, so nothing outside this folder sees generated code.
 
 use super::types;
+use crate::model;
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -16,17 +17,17 @@ pub(crate) use generated::{Transform, TransformPre};
 /// The generated `change` record, as the pool passes it to a call.
 pub(crate) type WitChange = wit::Change;
 
-pub(crate) fn change_to_wit(c: &types::Change, settings: &str) -> wit::Change {
+pub(crate) fn change_to_wit(c: &model::Change, settings: &str) -> wit::Change {
     wit::Change {
         table: c.table.clone(),
         op: match c.op {
-            types::Op::Insert => wit::Operation::Insert,
-            types::Op::Update => wit::Operation::Update,
-            types::Op::Delete => wit::Operation::Delete,
+            model::Op::Insert => wit::Operation::Insert,
+            model::Op::Update => wit::Operation::Update,
+            model::Op::Delete => wit::Operation::Delete,
         },
         direction: match c.direction {
-            types::Direction::Downstream => wit::Direction::Downstream,
-            types::Direction::Upstream => wit::Direction::Upstream,
+            model::Direction::Downstream => wit::Direction::Downstream,
+            model::Direction::Upstream => wit::Direction::Upstream,
         },
         unit: c.unit,
         correlation_id: c.correlation_id.clone(),
@@ -36,28 +37,28 @@ pub(crate) fn change_to_wit(c: &types::Change, settings: &str) -> wit::Change {
     }
 }
 
-fn value_from_wit(v: wit::Value) -> types::Value {
+fn value_from_wit(v: wit::Value) -> model::Value {
     match v {
-        wit::Value::Null => types::Value::Null,
-        wit::Value::Int(i) => types::Value::Int(i),
-        wit::Value::Float(f) => types::Value::Float(f),
-        wit::Value::Decimal(s) => types::Value::Decimal(s),
-        wit::Value::Text(s) => types::Value::Text(s),
-        wit::Value::Date(s) => types::Value::Date(s),
-        wit::Value::Time(s) => types::Value::Time(s),
-        wit::Value::Timestamp(s) => types::Value::Timestamp(s),
-        wit::Value::Blob(b) => types::Value::Blob(b),
-        wit::Value::NewId(k) => types::Value::NewId(k),
+        wit::Value::Null => model::Value::Null,
+        wit::Value::Int(i) => model::Value::Int(i),
+        wit::Value::Float(f) => model::Value::Float(f),
+        wit::Value::Decimal(s) => model::Value::Decimal(s),
+        wit::Value::Text(s) => model::Value::Text(s),
+        wit::Value::Date(s) => model::Value::Date(s),
+        wit::Value::Time(s) => model::Value::Time(s),
+        wit::Value::Timestamp(s) => model::Value::Timestamp(s),
+        wit::Value::Blob(b) => model::Value::Blob(b),
+        wit::Value::NewId(k) => model::Value::NewId(k),
     }
 }
 
-pub(crate) fn output_from_wit(o: wit::Output) -> types::Output {
-    types::Output {
+pub(crate) fn output_from_wit(o: wit::Output) -> model::Output {
+    model::Output {
         row_key: o.row_key,
         statements: o
             .statements
             .into_iter()
-            .map(|s| types::Statement {
+            .map(|s| model::Statement {
                 sql: s.sql,
                 params: s.params.into_iter().map(value_from_wit).collect(),
             })
@@ -65,7 +66,7 @@ pub(crate) fn output_from_wit(o: wit::Output) -> types::Output {
         id_claims: o
             .id_claims
             .into_iter()
-            .map(|c| types::IdClaim {
+            .map(|c| model::IdClaim {
                 indice_key: c.indice_key,
                 id: c.id,
             })

@@ -12,7 +12,8 @@ use super::bindings::{
 };
 use super::engine::{short, SandboxEngine, StoreState};
 use super::error::CallError;
-use super::types::{Change, Info, Output, Value};
+use super::types::Info;
+use crate::model::{Change, Output, Value};
 
 /// A store and its instance of one transform.
 pub(crate) struct Slot {
@@ -245,7 +246,7 @@ fn value_bytes(v: &Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transform::types::Statement;
+    use crate::model::Statement;
 
     fn out(n: usize, text: usize) -> Output {
         Output {

@@ -13,7 +13,7 @@
 //! - `registry`: [`TransformRegistry`]: load, route, status; `reload` (rescan and atomic swap).
 //! - `watch`: hot reload from filesystem events.
 //! - `metrics`, `error`: prometheus series and the error enums of this boundary.
-//! - `cli`: `ponte transform new|build|test|check`.
+//! - `standalone`: one file outside the registry, for the authoring commands (`crate::cli`).
 //!
 //! # Use
 //! ```text
@@ -25,7 +25,6 @@
 //! ```
 
 mod bindings;
-mod cli;
 mod engine;
 mod error;
 mod instance;
@@ -34,13 +33,15 @@ mod registry;
 mod route;
 mod settings;
 mod sql;
+mod standalone;
 pub mod types;
 mod watch;
 
-pub use cli::{run_command, TransformCommand};
 pub use error::{CallError, LoadError};
 pub use registry::{
     LoadedStatus, RefusedStatus, RegistryStatus, TransformRegistry, UnroutedStatus,
 };
 pub use route::{Pinned, TableBinding, TransformVersion};
 pub use settings::EngineSettings;
+pub(crate) use sql::{column_uses, ColumnUse, Dialect, TableName};
+pub use standalone::Standalone;

@@ -11,7 +11,7 @@ use super::error::CallError;
 use super::instance::Loaded;
 use super::metrics::{Metrics, TableMetrics};
 use super::sql::{validate, AllowedWrites, Dialect};
-use super::types::{Change, Direction, Output};
+use crate::model::{Change, Direction, Output};
 
 /// One table of the configuration and how it picks its transform.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -9,9 +9,10 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::bind::{bind_all, numbered};
 use super::UpstreamError;
-use crate::capture::{split_key, UpstreamEnvelope};
+use crate::capture::split_key;
 use crate::config::{ConflictPolicy, Fanout, UpstreamTable};
-use crate::transform::types::Output;
+use crate::model::Output;
+use crate::model::UpstreamEnvelope;
 
 /// Where a change goes and what the host knows about its table.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use sqlx::query::Query;
 use sqlx::Postgres;
 
 use super::UpstreamError;
-use crate::transform::types::Value;
+use crate::model::Value;
 
 /// Rewrites `?` to `$n`, skipping `'...'` (with `''`), `E'...'` (with `\'`) and `"..."`.
 pub fn numbered(sql: &str) -> String {

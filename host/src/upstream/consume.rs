@@ -25,10 +25,10 @@ use super::topology::declare_upstream_queue;
 use super::UpstreamError;
 use crate::amqp::{with_timeout, AmqpError, AmqpLink};
 use crate::backoff::Backoff;
-use crate::capture::UpstreamEnvelope;
 use crate::config::{Config, UpstreamConfig};
+use crate::model::Output;
+use crate::model::UpstreamEnvelope;
 use crate::telemetry::Metrics;
-use crate::transform::types::Output;
 use crate::transform::TransformRegistry;
 
 /// The PostgreSQL applier of upstream changes.

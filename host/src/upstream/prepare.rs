@@ -5,9 +5,9 @@
 use sqlx::PgPool;
 
 use super::UpstreamError;
-use crate::capture::{UpstreamEnvelope, UPSTREAM_VERSION};
 use crate::config::Config;
-use crate::transform::types::{Change, Direction, Op, Output};
+use crate::model::{Change, Direction, Op, Output};
+use crate::model::{UpstreamEnvelope, UPSTREAM_VERSION};
 use crate::transform::TransformRegistry;
 
 /// What to do with one delivery.

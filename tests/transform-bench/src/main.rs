@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
-use ponte::transform::types::{Change, Direction, Op};
+use ponte::model::{Change, Direction, Op};
 use ponte::transform::{EngineSettings, TableBinding, TransformRegistry};
 use ponte_transform_sdk::Transform;
 

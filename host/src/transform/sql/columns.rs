@@ -22,7 +22,11 @@ pub(crate) fn column_uses(sql: &str, dialect: Dialect) -> Option<(String, Vec<Co
     let toks = Tokens::new(sql)?;
     let (at, insert) = if toks.word(0, "INSERT") && toks.word(1, "INTO") {
         (2, true)
-    } else if toks.word(0, "UPDATE") && toks.word(1, "OR") && toks.word(2, "INSERT") && toks.word(3, "INTO") {
+    } else if toks.word(0, "UPDATE")
+        && toks.word(1, "OR")
+        && toks.word(2, "INSERT")
+        && toks.word(3, "INTO")
+    {
         (4, true)
     } else if toks.word(0, "UPDATE") {
         (1, false)
@@ -44,7 +48,11 @@ pub(crate) fn column_uses(sql: &str, dialect: Dialect) -> Option<(String, Vec<Co
             return None;
         }
         for (column, item) in names.into_iter().zip(items) {
-            uses.push(ColumnUse { column, param: toks.single_param(item), written: true });
+            uses.push(ColumnUse {
+                column,
+                param: toks.single_param(item),
+                written: true,
+            });
         }
         at = close + 1;
     } else if toks.word(0, "UPDATE") {
@@ -59,7 +67,11 @@ pub(crate) fn column_uses(sql: &str, dialect: Dialect) -> Option<(String, Vec<Co
                 return None;
             }
             let end = toks.assignment_end(next + 1);
-            uses.push(ColumnUse { column, param: toks.single_param((next + 1, end)), written: true });
+            uses.push(ColumnUse {
+                column,
+                param: toks.single_param((next + 1, end)),
+                written: true,
+            });
             at = end + 1;
             if !toks.is_char(end, b',') {
                 break;
@@ -103,14 +115,19 @@ impl<'a> Tokens<'a> {
 
     /// Whether the operator token at `at` is the character `c` (tokens keep offsets, not text).
     fn is_char(&self, at: usize, c: u8) -> bool {
-        self.list.get(at).is_some_and(|t| t.tok == Tok::Op && self.sql.as_bytes().get(t.start) == Some(&c))
+        self.list
+            .get(at)
+            .is_some_and(|t| t.tok == Tok::Op && self.sql.as_bytes().get(t.start) == Some(&c))
     }
 
     /// A column name at `at` (`col`, `"Col"`, `alias.col`): its last part, folded.
     fn column(&self, at: usize, dialect: Dialect) -> Option<(String, usize)> {
         let (name, next) = parse_name(&self.list, at)?;
         let folded = name.folded(dialect);
-        Some((folded.rsplit('.').next().unwrap_or(&folded).to_string(), next))
+        Some((
+            folded.rsplit('.').next().unwrap_or(&folded).to_string(),
+            next,
+        ))
     }
 
     /// `( name, name, ... )` at `at`: the names and the index of `)`.
@@ -164,7 +181,11 @@ impl<'a> Tokens<'a> {
             match &t.tok {
                 Tok::LParen => depth += 1,
                 Tok::RParen => depth -= 1,
-                _ if depth == 0 && (self.is_char(i, b',') || self.word(i, "WHERE") || self.word(i, "RETURNING")) => {
+                _ if depth == 0
+                    && (self.is_char(i, b',')
+                        || self.word(i, "WHERE")
+                        || self.word(i, "RETURNING")) =>
+                {
                     return i
                 }
                 _ => {}
@@ -175,7 +196,9 @@ impl<'a> Tokens<'a> {
 
     /// The parameter of a token range that is exactly one `?`.
     fn single_param(&self, (from, to): (usize, usize)) -> Option<usize> {
-        (to == from + 1).then(|| self.params.get(from).copied().flatten()).flatten()
+        (to == from + 1)
+            .then(|| self.params.get(from).copied().flatten())
+            .flatten()
     }
 
     /// `col = ?` comparisons and MATCHING names after `from`.
@@ -185,16 +208,27 @@ impl<'a> Tokens<'a> {
         while i < self.list.len() {
             if self.word(i, "MATCHING") {
                 if let Some((names, close)) = self.name_list(i + 1, dialect) {
-                    uses.extend(names.into_iter().map(|column| ColumnUse { column, param: None, written: false }));
+                    uses.extend(names.into_iter().map(|column| ColumnUse {
+                        column,
+                        param: None,
+                        written: false,
+                    }));
                     i = close + 1;
                     continue;
                 }
             }
-            let named = matches!(self.tok(i), Some(Tok::Word(_) | Tok::Quoted(_))) && !self.is_keyword(i);
+            let named =
+                matches!(self.tok(i), Some(Tok::Word(_) | Tok::Quoted(_))) && !self.is_keyword(i);
             match named.then(|| self.column(i, dialect)).flatten() {
                 Some((column, next)) if self.is_char(next, b'=') => {
-                    let param = self.single_param((next + 1, next + 2)).filter(|_| !self.is_char(next + 2, b'|'));
-                    uses.push(ColumnUse { column, param, written: false });
+                    let param = self
+                        .single_param((next + 1, next + 2))
+                        .filter(|_| !self.is_char(next + 2, b'|'));
+                    uses.push(ColumnUse {
+                        column,
+                        param,
+                        written: false,
+                    });
                     i = next + 1;
                 }
                 Some((_, next)) => i = next,
@@ -205,7 +239,18 @@ impl<'a> Tokens<'a> {
     }
 
     fn is_keyword(&self, at: usize) -> bool {
-        ["WHERE", "AND", "OR", "NOT", "MATCHING", "RETURNING", "NULL", "IS"].iter().any(|k| self.word(at, k))
+        [
+            "WHERE",
+            "AND",
+            "OR",
+            "NOT",
+            "MATCHING",
+            "RETURNING",
+            "NULL",
+            "IS",
+        ]
+        .iter()
+        .any(|k| self.word(at, k))
     }
 }
 
@@ -215,7 +260,12 @@ mod tests {
 
     fn uses(sql: &str) -> (String, Vec<(String, Option<usize>, bool)>) {
         let (table, uses) = column_uses(sql, Dialect::Firebird).unwrap();
-        (table, uses.into_iter().map(|u| (u.column, u.param, u.written)).collect())
+        (
+            table,
+            uses.into_iter()
+                .map(|u| (u.column, u.param, u.written))
+                .collect(),
+        )
     }
 
     fn u(c: &str, p: Option<usize>, w: bool) -> (String, Option<usize>, bool) {
@@ -226,7 +276,15 @@ mod tests {
     fn maps_insert_and_upsert_values_to_columns() {
         let (t, cols) = uses("UPDATE OR INSERT INTO produtos (ID, Sku, \"Preço\") VALUES (?, UPPER(?), ?) MATCHING (ID)");
         assert_eq!(t, "PRODUTOS");
-        assert_eq!(cols, vec![u("ID", Some(0), true), u("SKU", None, true), u("Preço", Some(2), true), u("ID", None, false)]);
+        assert_eq!(
+            cols,
+            vec![
+                u("ID", Some(0), true),
+                u("SKU", None, true),
+                u("Preço", Some(2), true),
+                u("ID", None, false)
+            ]
+        );
     }
 
     #[test]
@@ -235,15 +293,27 @@ mod tests {
         assert_eq!(t, "CLIENTES");
         assert_eq!(
             cols,
-            vec![u("NOME", Some(0), true), u("OBS", None, true), u("ATIVO", None, true), u("ID", Some(2), false), u("LOJA", Some(3), false)]
+            vec![
+                u("NOME", Some(0), true),
+                u("OBS", None, true),
+                u("ATIVO", None, true),
+                u("ID", Some(2), false),
+                u("LOJA", Some(3), false)
+            ]
         );
         let (_, cols) = uses("DELETE FROM ITENS WHERE PEDIDO_ID = ? AND SEQ = ?");
-        assert_eq!(cols, vec![u("PEDIDO_ID", Some(0), false), u("SEQ", Some(1), false)]);
+        assert_eq!(
+            cols,
+            vec![u("PEDIDO_ID", Some(0), false), u("SEQ", Some(1), false)]
+        );
     }
 
     #[test]
     fn leaves_unmapped_shapes_alone() {
         assert!(column_uses("MERGE INTO T USING (SELECT ? AS A FROM RDB$DATABASE) S ON T.A = S.A WHEN MATCHED THEN UPDATE SET B = 1", Dialect::Firebird).is_none());
-        assert!(column_uses("INSERT INTO T (A, B) VALUES (?)", Dialect::Firebird).is_none(), "count mismatch");
+        assert!(
+            column_uses("INSERT INTO T (A, B) VALUES (?)", Dialect::Firebird).is_none(),
+            "count mismatch"
+        );
     }
 }

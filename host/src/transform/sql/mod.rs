@@ -9,9 +9,9 @@ mod names;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use columns::{column_uses, ColumnUse};
 use lexer::{tokenize, Spanned, Tok};
 use names::parse_name;
-pub(crate) use columns::{column_uses, ColumnUse};
 pub(crate) use names::{AllowedWrites, Dialect, TableName};
 
 /// Words that may directly precede `(`: keywords, type names and pure built-in functions.

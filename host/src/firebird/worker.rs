@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::{classify, connect, FbConn, FbFailure, FbFailureKind};
 use crate::config::FirebirdConfig;
-use crate::firebird::{self, classify, FbConn, FbFailure};
 
 /// The connection state a job sees.
 pub struct FbSession {
@@ -21,12 +21,13 @@ impl FbSession {
     /// The connection, opened on first use or after [`FbSession::reset`].
     pub fn conn(&mut self) -> Result<&mut FbConn, FbFailure> {
         if self.conn.is_none() {
-            let conn = firebird::connect(&self.database, &self.config).map_err(|e| classify(&e))?;
+            let conn = connect(&self.database, &self.config).map_err(|e| classify(&e))?;
             self.conn = Some(conn);
         }
-        self.conn
-            .as_mut()
-            .ok_or_else(|| FbFailure { kind: firebird::FbFailureKind::Connection, message: "no connection".into() })
+        self.conn.as_mut().ok_or_else(|| FbFailure {
+            kind: FbFailureKind::Connection,
+            message: "no connection".into(),
+        })
     }
 
     /// Drops the connection so the next job reconnects.
@@ -62,7 +63,11 @@ impl FbWorker {
         std::thread::Builder::new()
             .name(format!("fb-unit-{unit}"))
             .spawn(move || {
-                let mut session = FbSession { database, config, conn: None };
+                let mut session = FbSession {
+                    database,
+                    config,
+                    conn: None,
+                };
                 while let Ok(job) = queue.recv() {
                     job(&mut session);
                 }

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 
-use super::test_run::{call, load_file, loaded_line, read_fixture, read_text};
+use super::test_run::{call, load_file, read_fixture, read_text};
 use crate::config::Config;
 use crate::firebird::{compile_check, connect, table_columns, Column, FbConn};
-use crate::transform::sql::{column_uses, Dialect, TableName};
-use crate::transform::types::{Output, Value};
+use crate::model::{Output, Value};
+use crate::transform::{column_uses, Dialect, TableName};
 
 /// What to check.
 pub(crate) struct CheckRequest {
@@ -44,17 +44,31 @@ pub(crate) fn run(config: &Config, request: &CheckRequest) -> anyhow::Result<Che
     let mut conn = connect(&unit.database, &config.firebird)
         .with_context(|| format!("cannot connect to unit {} ({})", unit.id, unit.database))?;
 
-    let mut check = Check { conn: &mut conn, tables: BTreeMap::new(), text: String::new(), problems: 0 };
-    let _ = writeln!(check.text, "{}: loaded, self-check passed", loaded_line(&loaded));
+    let mut check = Check {
+        conn: &mut conn,
+        tables: BTreeMap::new(),
+        text: String::new(),
+        problems: 0,
+    };
+    let _ = writeln!(
+        check.text,
+        "{}: loaded, self-check passed",
+        loaded.describe()
+    );
     let _ = writeln!(check.text, "unit {} ({})", unit.id, unit.database);
-    for declared in loaded.info.writes.iter().filter(|w| w.as_str() != "*") {
-        let table = TableName::parse(declared).map_err(|e| anyhow!(e))?.folded(Dialect::Firebird);
+    for declared in loaded.info().writes.iter().filter(|w| w.as_str() != "*") {
+        let table = TableName::parse(declared)
+            .map_err(|e| anyhow!(e))?
+            .folded(Dialect::Firebird);
         match check.columns(&table)? {
             Some(columns) => {
                 let n = columns.len();
                 check.line(&format!("writes {table}: exists, {n} columns"));
             }
-            None => check.problem(&format!("writes {table}: no such table on unit {}", unit.id)),
+            None => check.problem(&format!(
+                "writes {table}: no such table on unit {}",
+                unit.id
+            )),
         }
     }
     if fixtures.is_empty() {
@@ -64,22 +78,38 @@ pub(crate) fn run(config: &Config, request: &CheckRequest) -> anyhow::Result<Che
     for path in &fixtures {
         let (change, fixture_settings) = read_fixture(path)?;
         let settings_json = settings.clone().unwrap_or_else(|| {
-            if fixture_settings.trim() == "{}" { config.table_settings_json(&change.table) } else { fixture_settings }
+            if fixture_settings.trim() == "{}" {
+                config.table_settings_json(&change.table)
+            } else {
+                fixture_settings
+            }
         });
-        check.line(&format!("fixture {} ({} {:?}):", path.display(), change.table, change.op));
+        check.line(&format!(
+            "fixture {} ({} {:?}):",
+            path.display(),
+            change.table,
+            change.op
+        ));
         match call(&loaded, &change, settings_json) {
             Ok(output) => statements += check.output(&output)?,
             Err(e) => check.problem(&format!("  the transform failed: {e}")),
         }
     }
-    let verdict = if check.problems == 0 { "ok".to_string() } else { format!("{} problem(s)", check.problems) };
+    let verdict = if check.problems == 0 {
+        "ok".to_string()
+    } else {
+        format!("{} problem(s)", check.problems)
+    };
     let _ = write!(
         check.text,
         "{statements} statement(s) from {} fixture(s) checked against unit {}: {verdict}",
         fixtures.len(),
         unit.id
     );
-    Ok(CheckReport { text: check.text, problems: check.problems })
+    Ok(CheckReport {
+        text: check.text,
+        problems: check.problems,
+    })
 }
 
 /// Fixture files in the order given; a directory contributes its `*.json` files, sorted.
@@ -104,7 +134,8 @@ fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn is_settings(path: &Path) -> bool {
-    path.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".settings.json"))
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(".settings.json"))
 }
 
 struct Check<'a> {
@@ -127,7 +158,8 @@ impl Check<'_> {
 
     fn columns(&mut self, table: &str) -> anyhow::Result<Option<Vec<Column>>> {
         if !self.tables.contains_key(table) {
-            let columns = table_columns(self.conn, table).with_context(|| format!("reading the columns of {table}"))?;
+            let columns = table_columns(self.conn, table)
+                .with_context(|| format!("reading the columns of {table}"))?;
             self.tables.insert(table.to_string(), columns);
         }
         Ok(self.tables.get(table).cloned().flatten())
@@ -139,10 +171,15 @@ impl Check<'_> {
             self.line(&format!("  statement {}: {}", i + 1, statement.sql));
             match compile_check(self.conn, &statement.sql, &statement.params) {
                 Ok(()) => self.line("    compiles on the unit's server"),
-                Err(e) => self.problem(&format!("    the unit's server refuses it: {}", one_line(&e.to_string()))),
+                Err(e) => self.problem(&format!(
+                    "    the unit's server refuses it: {}",
+                    one_line(&e.to_string())
+                )),
             }
             let Some((table, uses)) = column_uses(&statement.sql, Dialect::Firebird) else {
-                self.line("    (shape not mapped column by column; the compile check above covers it)");
+                self.line(
+                    "    (shape not mapped column by column; the compile check above covers it)",
+                );
                 continue;
             };
             let Some(columns) = self.columns(&table)? else {
@@ -150,10 +187,21 @@ impl Check<'_> {
                 continue;
             };
             self.values(&table, &columns, &uses, &statement.params);
-            if statement.sql.trim_start().to_ascii_uppercase().starts_with("INSERT")
-                || statement.sql.trim_start().to_ascii_uppercase().starts_with("UPDATE OR INSERT")
+            if statement
+                .sql
+                .trim_start()
+                .to_ascii_uppercase()
+                .starts_with("INSERT")
+                || statement
+                    .sql
+                    .trim_start()
+                    .to_ascii_uppercase()
+                    .starts_with("UPDATE OR INSERT")
             {
-                for missing in columns.iter().filter(|c| c.not_null && !c.has_default && !c.computed) {
+                for missing in columns
+                    .iter()
+                    .filter(|c| c.not_null && !c.has_default && !c.computed)
+                {
                     if !uses.iter().any(|u| u.written && u.column == missing.name) {
                         self.line(&format!(
                             "    warning: NOT NULL column {} {} gets no value (fine only if a trigger sets it)",
@@ -167,20 +215,38 @@ impl Check<'_> {
         Ok(output.statements.len())
     }
 
-    fn values(&mut self, table: &str, columns: &[Column], uses: &[crate::transform::sql::ColumnUse], params: &[Value]) {
+    fn values(
+        &mut self,
+        table: &str,
+        columns: &[Column],
+        uses: &[crate::transform::ColumnUse],
+        params: &[Value],
+    ) {
         let mut fitting = 0;
         for column_use in uses {
             let Some(column) = columns.iter().find(|c| c.name == column_use.column) else {
-                self.problem(&format!("    column {} does not exist in {table}", column_use.column));
+                self.problem(&format!(
+                    "    column {} does not exist in {table}",
+                    column_use.column
+                ));
                 continue;
             };
             let value = column_use.param.and_then(|p| params.get(p));
-            match value.filter(|_| column_use.written).and_then(|v| column.misfit(v)) {
-                Some(why) => self.problem(&format!("    ?{}: {why}", column_use.param.map_or(0, |p| p + 1))),
+            match value
+                .filter(|_| column_use.written)
+                .and_then(|v| column.misfit(v))
+            {
+                Some(why) => self.problem(&format!(
+                    "    ?{}: {why}",
+                    column_use.param.map_or(0, |p| p + 1)
+                )),
                 None => fitting += 1,
             }
         }
-        self.line(&format!("    {fitting} of {} column uses fit {table}'s column types", uses.len()));
+        self.line(&format!(
+            "    {fitting} of {} column uses fit {table}'s column types",
+            uses.len()
+        ));
     }
 }
 

@@ -6,16 +6,29 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
+mod transform;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, IdList};
 use crate::daemon::{run, Roles};
 
 #[derive(Parser)]
-#[command(name = "ponte", version, about = "PostgreSQL <-> Firebird sync through an outbox, RabbitMQ and wasm transforms")]
+#[command(
+    name = "ponte",
+    version,
+    about = "PostgreSQL <-> Firebird sync through an outbox, RabbitMQ and wasm transforms"
+)]
 struct Cli {
     /// Configuration file.
-    #[arg(long, short, env = "PONTE_CONFIG", default_value = "deploy/ponte.toml", global = true)]
+    #[arg(
+        long,
+        short,
+        env = "PONTE_CONFIG",
+        default_value = "deploy/ponte.toml",
+        global = true
+    )]
     config: PathBuf,
     /// Log as JSON lines (default) or human-readable text.
     #[arg(long, value_parser = ["json", "text"], default_value = "json", global = true)]
@@ -56,7 +69,7 @@ enum Command {
     Demo(crate::demo::DemoCommand),
     /// Transform authoring: new, build, test, check.
     #[command(subcommand)]
-    Transform(crate::transform::TransformCommand),
+    Transform(transform::TransformCommand),
     /// Upstream capture triggers on the units: install or remove (docs/upstream.md).
     #[command(subcommand)]
     Capture(CaptureCommand),
@@ -131,7 +144,10 @@ enum DlqCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::telemetry::init_logging(cli.log_format == "json");
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ponte: cannot start the async runtime: {e}");
@@ -149,23 +165,38 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     if let Command::Transform(cmd) = cli.command {
-        return crate::transform::run_command(cmd, &cli.config).await;
+        return transform::run_command(cmd, &cli.config).await;
     }
     let config = Config::load(&cli.config)?;
     match cli.command {
         Command::Run { role, units } => {
-            let units = units.map(|u| IdList::parse(&u).map(|l| l.0)).transpose().map_err(anyhow::Error::msg)?;
+            let units = units
+                .map(|u| IdList::parse(&u).map(|l| l.0))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let is = |r: &str| role == "all" || role == r;
-            let roles = Roles { relay: is("relay"), apply: is("apply"), units, capture: is("capture"), upstream: is("upstream") };
+            let roles = Roles {
+                relay: is("relay"),
+                apply: is("apply"),
+                units,
+                capture: is("capture"),
+                upstream: is("upstream"),
+            };
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
             run(Arc::new(config), roles, shutdown).await
         }
-        Command::Migrate { postgres_only, firebird_only } => {
-            crate::ops::migrate(&config, !firebird_only, !postgres_only).await
-        }
+        Command::Migrate {
+            postgres_only,
+            firebird_only,
+        } => crate::ops::migrate(&config, !firebird_only, !postgres_only).await,
         Command::Config => {
-            println!("{}: ok ({} units, {} tables)", cli.config.display(), config.units().len(), config.tables.len());
+            println!(
+                "{}: ok ({} units, {} tables)",
+                cli.config.display(),
+                config.units().len(),
+                config.tables.len()
+            );
             Ok(())
         }
         Command::Status => {
@@ -179,7 +210,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 CaptureCommand::Install { unit } => (true, unit),
                 CaptureCommand::Remove { unit } => (false, unit),
             };
-            let units: Vec<_> = config.units().into_iter().filter(|u| only.is_none_or(|id| u.id == id)).collect();
+            let units: Vec<_> = config
+                .units()
+                .into_iter()
+                .filter(|u| only.is_none_or(|id| u.id == id))
+                .collect();
             if units.is_empty() {
                 anyhow::bail!("unit {only:?} is not configured in [units] ids");
             }
@@ -199,19 +234,28 @@ async fn dlq(cmd: DlqCommand, config: &Config) -> anyhow::Result<()> {
             let letters = dlq::list(config, limit).await?;
             println!("{} dead letter(s) shown", letters.len());
             for l in letters {
-                println!("{:>4}  {}  unit {:<4} {:<40} [{}] {}", l.position, l.correlation_id, l.unit, l.routing_key, l.class, l.reason);
+                println!(
+                    "{:>4}  {}  unit {:<4} {:<40} [{}] {}",
+                    l.position, l.correlation_id, l.unit, l.routing_key, l.class, l.reason
+                );
             }
             Ok(())
         }
         DlqCommand::Show { correlation_id } => {
             let letters = dlq::list(config, usize::MAX).await?;
-            let Some(l) = letters.into_iter().find(|l| l.correlation_id == correlation_id) else {
+            let Some(l) = letters
+                .into_iter()
+                .find(|l| l.correlation_id == correlation_id)
+            else {
                 anyhow::bail!("no dead letter with correlation id {correlation_id}");
             };
             println!("correlation id: {}\nrouting key:    {}\nunit:           {}\nclass:          {}\nreason:         {}\ndead at:        {}\nbody:\n{}", l.correlation_id, l.routing_key, l.unit, l.class, l.reason, l.dead_at, l.body);
             Ok(())
         }
-        DlqCommand::Replay { correlation_ids, all } => {
+        DlqCommand::Replay {
+            correlation_ids,
+            all,
+        } => {
             let n = dlq::replay(config, &correlation_ids, all).await?;
             println!("{n} dead letter(s) replayed");
             Ok(())

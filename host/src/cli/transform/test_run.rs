@@ -3,17 +3,12 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use serde::Deserialize;
 
-use crate::transform::engine::SandboxEngine;
-use crate::transform::instance::Loaded;
-use crate::transform::metrics::Metrics;
-use crate::transform::route::{pin, resolve, Binding, TableBinding};
-use crate::transform::settings::EngineSettings;
-use crate::transform::types::{Change, Direction, Op, Output, Value};
+use crate::model::{Change, Direction, Op, Output, Value};
+use crate::transform::Standalone;
 
 /// The fixture format shared with the guest SDK (`ponte_transform_sdk::fixture`).
 #[derive(Deserialize)]
@@ -63,7 +58,11 @@ pub(crate) fn parse_fixture(text: &str) -> anyhow::Result<(Change, String)> {
         Some(other) => bail!("unknown direction `{other}` (downstream or upstream)"),
     };
     let sequence = f.sequence.unwrap_or(1);
-    let settings = f.settings.as_deref().map(json_text).unwrap_or_else(|| "{}".into());
+    let settings = f
+        .settings
+        .as_deref()
+        .map(json_text)
+        .unwrap_or_else(|| "{}".into());
     let change = Change {
         correlation_id: f
             .correlation_id
@@ -88,14 +87,15 @@ pub(crate) fn run(file: &Path, change: &Path, settings: Option<&Path>) -> anyhow
     }
     let loaded = load_file(file)?;
     let mut report = String::new();
-    let _ = writeln!(report, "{}: loaded, self-check passed", loaded_line(&loaded));
+    let _ = writeln!(report, "{}: loaded, self-check passed", loaded.describe());
     let _ = writeln!(
         report,
         "change: table {}, {:?}, {:?}, unit {}, sequence {}",
         change.table, change.op, change.direction, change.unit, change.sequence
     );
     let started = std::time::Instant::now();
-    let output = call(&loaded, &change, settings_json).map_err(|e| anyhow!("{report}error: {e}"))?;
+    let output =
+        call(&loaded, &change, settings_json).map_err(|e| anyhow!("{report}error: {e}"))?;
     let took = started.elapsed();
     render(&mut report, &output);
     let _ = write!(
@@ -116,37 +116,17 @@ pub(crate) fn read_fixture(path: &Path) -> anyhow::Result<(Change, String)> {
 }
 
 /// Compiles `file` and runs its self-check, as the daemon's loader does.
-pub(crate) fn load_file(file: &Path) -> anyhow::Result<Arc<Loaded>> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let engine = SandboxEngine::new(EngineSettings::default())?;
-    engine
-        .load(&name, &bytes)
-        .map_err(|reason| anyhow!("{name} refused: {reason}"))
+pub(crate) fn load_file(file: &Path) -> anyhow::Result<Standalone> {
+    Standalone::load(file).map_err(|reason| anyhow!(reason))
 }
 
-/// `name version (file, sha256 ...)`.
-pub(crate) fn loaded_line(loaded: &Loaded) -> String {
-    format!("{} {} ({}, sha256 {})", loaded.info.name, loaded.info.version, loaded.file, loaded.short_sha())
-}
-
-/// One call through the production routing checks (bound by name, as `transform = "..."` in
-/// the config) and statement validation.
-pub(crate) fn call(loaded: &Arc<Loaded>, change: &Change, settings_json: String) -> anyhow::Result<Output> {
-    let binding = Binding::new(TableBinding {
-        table: change.table.clone(),
-        transform: Some(loaded.info.name.clone()),
-        settings_json,
-    })
-    .map_err(|e| anyhow!("settings: {e}"))?;
-    let (resolved, _) = resolve(&binding, std::slice::from_ref(loaded), None)
-        .map_err(|reason| anyhow!("{reason}"))?;
-    let metrics = Metrics::register(&prometheus::Registry::new())?;
-    let pinned = pin(&binding, resolved, &metrics).map_err(|reason| anyhow!("{reason}"))?;
-    pinned.call(change).map_err(|e| anyhow!("{e}"))
+/// One call through the production routing checks and statement validation.
+pub(crate) fn call(
+    loaded: &Standalone,
+    change: &Change,
+    settings_json: String,
+) -> anyhow::Result<Output> {
+    loaded.call(change, settings_json).map_err(|e| anyhow!(e))
 }
 
 /// Appends the output: row key, statements with numbered typed parameters, id claims.
@@ -193,7 +173,7 @@ fn describe(v: &Value) -> (&'static str, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transform::types::{IdClaim, Statement};
+    use crate::model::{IdClaim, Statement};
 
     #[test]
     fn fixtures_in_the_sdk_format() {

@@ -80,9 +80,19 @@ pub async fn run_command(cmd: TransformCommand, config: &Path) -> anyhow::Result
             .context("the test task failed")??;
             println_out(&report)
         }
-        TransformCommand::Check { file, fixtures, unit, settings } => {
+        TransformCommand::Check {
+            file,
+            fixtures,
+            unit,
+            settings,
+        } => {
             let config = crate::config::Config::load(config)?;
-            let request = check::CheckRequest { file, unit, fixtures, settings };
+            let request = check::CheckRequest {
+                file,
+                unit,
+                fixtures,
+                settings,
+            };
             let work = tokio::task::spawn_blocking(move || check::run(&config, &request));
             let report = tokio::time::timeout(CHECK_TIMEOUT, work)
                 .await
@@ -90,7 +100,10 @@ pub async fn run_command(cmd: TransformCommand, config: &Path) -> anyhow::Result
                 .context("the check task failed")??;
             println_out(&report.text)?;
             if report.problems > 0 {
-                bail!("{} problem(s): the transform does not fit unit {unit}'s schema", report.problems);
+                bail!(
+                    "{} problem(s): the transform does not fit unit {unit}'s schema",
+                    report.problems
+                );
             }
             Ok(())
         }
