@@ -12,6 +12,7 @@
 //! - [`firebird`]: connections, error classes, the host schema and the apply transaction.
 //! - [`transform`]: the wasm engine, statement validation, hot reload, authoring CLI.
 //! - [`pg`]: PostgreSQL pool and migrations.
+//! - [`progress`]: bars on a terminal, JSON lines otherwise, for the long commands.
 //! - [`telemetry`]: metrics, logs, probes.
 //! - [`daemon`]: `start`/`run` — every role under one shutdown tree.
 //! - [`ops`]: operator commands (migrate).
@@ -32,6 +33,7 @@ pub mod firebird;
 pub mod model;
 pub mod ops;
 pub mod pg;
+pub mod progress;
 pub mod relay;
 pub mod telemetry;
 pub mod transform;

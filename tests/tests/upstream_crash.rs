@@ -209,14 +209,16 @@ async fn killing_capture_and_applier_loses_and_duplicates_nothing() {
     .unwrap();
     let metrics_of = |m: &str| {
         m.lines()
-            .find(|l| l.starts_with("ponte_upstream_applied_total{outcome=\"duplicate\"}"))
+            .find(|l| {
+                l.starts_with("ponte_upstream_applied_total{outcome=\"duplicate\",unit=\"2\"}")
+            })
             .map(str::to_string)
     };
     wait_until(Duration::from_secs(30), "five duplicates absorbed", || {
         let m = running.metrics.render();
         async move {
             Ok(metrics_of(&m).as_deref()
-                == Some("ponte_upstream_applied_total{outcome=\"duplicate\"} 5"))
+                == Some("ponte_upstream_applied_total{outcome=\"duplicate\",unit=\"2\"} 5"))
         }
     })
     .await

@@ -379,11 +379,12 @@ impl UnitApplier {
             .with_label_values(&[&self.label, word])
             .inc();
         if let Ok(at) = chrono::DateTime::parse_from_rfc3339(&item.meta.created_at) {
-            let lag = chrono::Utc::now().signed_duration_since(at).num_seconds();
+            let lag = chrono::Utc::now().signed_duration_since(at);
+            let secs = lag.num_microseconds().unwrap_or(i64::MAX).max(0) as f64 / 1e6;
             self.metrics
                 .apply_lag_seconds
                 .with_label_values(&[&self.label])
-                .set(lag.max(0));
+                .observe(secs);
         }
         tracing::debug!(unit = self.unit.id, correlation_id = %item.meta.correlation_id, table = %item.meta.table, outcome = word, "Change handled.");
     }

@@ -12,6 +12,8 @@ use prometheus::{
 pub struct Metrics {
     /// The registry `/metrics` renders; transforms register theirs here too.
     pub registry: Registry,
+    /// Per-unit notes beyond counters (recent dead letters, held deliveries).
+    pub board: super::Board,
     /// Outbox rows by outcome: sent, retry, dead, refused, rescued, handed_back.
     pub relay_rows: IntCounterVec,
     /// Seconds from claim to marked, per relay batch.
@@ -34,7 +36,7 @@ pub struct Metrics {
     /// Seconds per Firebird apply transaction, by unit.
     pub apply_batch_seconds: HistogramVec,
     /// Seconds from outbox write to Firebird commit of the last applied change, by unit.
-    pub apply_lag_seconds: IntGaugeVec,
+    pub apply_lag_seconds: HistogramVec,
     /// 1 while the unit's Firebird is reachable.
     pub unit_up: IntGaugeVec,
     /// Apply transactions retried after a transient error, by unit.
@@ -88,6 +90,17 @@ impl Metrics {
             &["unit"],
         )?;
         registry.register(Box::new(apply_batch_seconds.clone()))?;
+        // Lag from 1 ms to ~9 min: p50/p99 per unit come from these buckets.
+        let lag_buckets = exponential_buckets(0.001, 2.0, 20)?;
+        let apply_lag_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "ponte_apply_lag_seconds",
+                "Outbox write to Firebird commit, per change",
+            )
+            .buckets(lag_buckets),
+            &["unit"],
+        )?;
+        registry.register(Box::new(apply_lag_seconds.clone()))?;
         let outbox_dead = IntCounter::new("ponte_outbox_dead_total", "Outbox rows marked dead")?;
         registry.register(Box::new(outbox_dead.clone()))?;
         Ok(Metrics {
@@ -123,11 +136,7 @@ impl Metrics {
                 &["unit", "outcome"],
             )?,
             apply_batch_seconds,
-            apply_lag_seconds: gauge_vec(
-                "ponte_apply_lag_seconds",
-                "Outbox write to Firebird commit",
-                &["unit"],
-            )?,
+            apply_lag_seconds,
             unit_up: gauge_vec(
                 "ponte_unit_up",
                 "1 while the unit's Firebird is reachable",
@@ -151,8 +160,8 @@ impl Metrics {
             )?,
             upstream_applied: counter_vec(
                 "ponte_upstream_applied_total",
-                "Upstream changes by outcome",
-                &["outcome"],
+                "Upstream changes by origin unit and outcome",
+                &["unit", "outcome"],
             )?,
             upstream_conflicts: counter_vec(
                 "ponte_upstream_conflicts_total",
@@ -165,6 +174,7 @@ impl Metrics {
                 &["unit"],
             )?,
             registry,
+            board: super::Board::default(),
         })
     }
 

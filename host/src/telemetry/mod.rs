@@ -1,9 +1,11 @@
 //! Observability: the Prometheus metrics every role updates, structured logging, and the HTTP
 //! endpoint serving `/metrics`, `/healthz` and `/readyz`.
 
+mod board;
 mod http;
 mod metrics;
 
+pub use board::{Board, DeadLetterNote, Flow, HeldState};
 pub use http::{serve, Readiness};
 pub use metrics::{rss_bytes, Metrics};
 

@@ -197,7 +197,7 @@ impl PgApplier {
                 Ok(outcome) => {
                     self.metrics
                         .upstream_applied
-                        .with_label_values(&[outcome.as_str()])
+                        .with_label_values(&[&self.unit.to_string(), outcome.as_str()])
                         .inc();
                     if outcome.is_conflict() {
                         if let Some(t) = self.config.upstream.tables.get(&env.table) {
@@ -334,7 +334,7 @@ impl PgApplier {
         }
         self.metrics
             .upstream_applied
-            .with_label_values(&["dead"])
+            .with_label_values(&[&self.unit.to_string(), "dead"])
             .inc();
         ack(delivery, cfg.timeout()).await
     }
