@@ -4,7 +4,7 @@
 # migrations. Idempotent: a second run only checks, and prints the time of every step.
 #   usage: deploy/setup.sh [--units N] [--services-only]
 #     --units N         create N demo unit databases (default 50) and migrate units 1..N
-#     --services-only   only install/start the servers and the wasm toolchain (what tests need)
+#     --services-only   only install/start the servers, the wasm toolchain, promtool and chromium (what tests need)
 # env: PONTE_FIREBIRD_PASSWORD (SYSDBA password, default masterkey; PONTE_FB_PASSWORD is the old name), PONTE_SERVICE_WAIT (seconds, 120)
 set -euo pipefail
 
@@ -197,6 +197,15 @@ fb_units() {
 
 # The ponte config for this many units: deploy/ponte.toml as is for the default 50 units, else a
 # copy in var/ with [units] ids = "1-N".
+# --- tools the tests call ----------------------------------------------------------------------
+# promtool (Debian's prometheus package; its server is not started) checks the alert rules;
+# headless Chromium (Debian's chromium) opens the status page.
+test_tools() {
+  if ! command -v promtool >/dev/null; then say "installing prometheus (for promtool)"; apt_install prometheus; fi
+  if ! command -v chromium >/dev/null; then say "installing chromium (status page test)"; apt_install chromium; fi
+  say "$(promtool --version 2>&1 | head -1); $(chromium --version 2>/dev/null | head -1)"
+}
+
 config_path() {
   if [[ "$UNITS" == 50 ]]; then echo "$REPO/deploy/ponte.toml"; return; fi
   mkdir -p "$REPO/var"
@@ -217,6 +226,7 @@ step "PostgreSQL" postgres
 step "RabbitMQ" rabbitmq
 step "Firebird" firebird
 step "wasm toolchain" wasm_toolchain
+step "test tools (promtool, chromium)" test_tools
 if [[ -z "$SERVICES_ONLY" ]]; then
   step "transforms -> var/transforms" transforms
   step "host build (cargo build --release -p ponte)" host_build

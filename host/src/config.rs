@@ -9,7 +9,13 @@ use serde::{Deserialize, Deserializer};
 
 use crate::model::Op;
 
+mod legacy;
+mod lifecycle;
+mod outbox;
 mod upstream;
+pub use legacy::{is_plain_identifier, UnitTriggers};
+pub use lifecycle::{LoadConfig, VerifyConfig};
+pub use outbox::{trigger_tables, OutboxCapture};
 pub use upstream::{ConflictPolicy, Fanout, UpstreamConfig, UpstreamTable};
 
 /// Why the configuration could not be used.
@@ -65,6 +71,12 @@ pub struct Config {
     /// Firebird -> PostgreSQL: capture, the PG applier and the tables captured (docs/upstream.md).
     #[serde(default)]
     pub upstream: UpstreamConfig,
+    /// `ponte load` / `repair` chunking (docs/lifecycle.md).
+    #[serde(default)]
+    pub load: LoadConfig,
+    /// `ponte verify` chunking and its schedule in `run` (docs/lifecycle.md).
+    #[serde(default)]
+    pub verify: VerifyConfig,
 }
 
 /// PostgreSQL connection.
@@ -295,6 +307,17 @@ pub struct TableConfig {
     /// is found elsewhere, e.g. `(SELECT o.unit_id FROM orders o WHERE o.id = t.order_id)`.
     #[serde(default)]
     pub unit_sql: Option<String>,
+    /// The unit's own triggers on this table: `keep` (default) or `guard` (docs/legacy.md).
+    #[serde(default)]
+    pub unit_triggers: Option<UnitTriggers>,
+    /// The unit generator that feeds this table's key (a legacy `NEW.ID = GEN_ID(G, 1)`); the
+    /// apply transaction keeps it past every replicated id (docs/legacy.md).
+    #[serde(default)]
+    pub generator: Option<String>,
+    /// Who writes this table's outbox rows: `application` (default) or `trigger` (the triggers
+    /// `ponte outbox install` creates; routed by `unit_column` / `unit_sql`, else to every unit).
+    #[serde(default)]
+    pub outbox: OutboxCapture,
 }
 
 impl TableConfig {
@@ -461,6 +484,17 @@ impl Config {
                     "[tables.{name}] ops is empty"
                 )));
             }
+            let target = table
+                .settings
+                .as_ref()
+                .and_then(|s| s.get("target"))
+                .and_then(|v| v.as_str());
+            if let Some(target) = target.filter(|t| crate::model::is_own_table(t)) {
+                return Err(ConfigError::Invalid(format!(
+                    "[tables.{name}] settings.target: {}",
+                    crate::model::own_table_refusal(target)
+                )));
+            }
             if table.unit_column.is_some() && table.unit_sql.is_some() {
                 return Err(ConfigError::Invalid(format!(
                     "[tables.{name}]: set unit_column or unit_sql, not both"
@@ -480,6 +514,10 @@ impl Config {
             )));
         }
         self.upstream.validate(self)?;
+        legacy::validate(self)?;
+        outbox::validate(self)?;
+        self.load.validate().map_err(ConfigError::Invalid)?;
+        self.verify.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -531,6 +569,10 @@ impl AmqpConfig {
     /// The queue of a unit.
     pub fn unit_queue(&self, unit: i32) -> String {
         format!("{}.unit.{unit}", self.exchange)
+    }
+    /// The upstream queue of an origin unit.
+    pub fn upstream_queue(&self, unit: i32) -> String {
+        format!("{}.upstream.{unit}", self.exchange)
     }
     /// The dead-letter exchange.
     pub fn dead_exchange(&self) -> String {

@@ -17,7 +17,10 @@
 //! - [`daemon`]: `start`/`run` — every role under one shutdown tree.
 //! - [`ops`]: operator commands (migrate).
 //! - [`capture`]: Firebird -> broker: SYNC_LOG triggers (install/remove) and per-unit publishers.
+//! - [`outbox_capture`]: PostgreSQL triggers that write the outbox rows (`ponte outbox install`).
 //! - [`upstream`]: broker -> PostgreSQL: inbox, conflict policies, hub fan-out (docs/upstream.md).
+//! - [`legacy`]: legacy unit schemas: doctor, trigger guard, key generators, table scaffold.
+//! - [`lifecycle`]: unit load, verify and repair (docs/lifecycle.md).
 //! - [`backoff`]: the shared retry delays.
 //! - [`cli`]: the command line (the binary is `cli::main`).
 
@@ -30,8 +33,11 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod firebird;
+pub mod legacy;
+pub mod lifecycle;
 pub mod model;
 pub mod ops;
+pub mod outbox_capture;
 pub mod pg;
 pub mod progress;
 pub mod relay;

@@ -17,11 +17,9 @@ use anyhow::ensure;
 use ponte::firebird::{apply_batch, BatchOutcome, FbConn, Prepared};
 use ponte::model::{Change, Direction, Op};
 use ponte::transform::{EngineSettings, TableBinding, TransformRegistry};
+use ponte_tests::bench::{raw_packed_inserts, raw_row, RAW_INSERT};
 use ponte_tests::firebird::{connect, create_unit_db, drop_unit_dbs};
 use rsfbclient::prelude::*;
-
-const ROWS_PER_BLOCK: usize = 25;
-const RAW_INSERT: &str = "INSERT INTO PRODUTOS (ID, SKU, DESCRICAO, PRECO, ESTOQUE, DESCONTINUADO) VALUES (?, ?, ?, ?, ?, ?)";
 
 fn change(id: i64, seq: i64, op: Op) -> Change {
     Change {
@@ -39,17 +37,6 @@ fn change(id: i64, seq: i64, op: Op) -> Change {
     }
 }
 
-fn raw_row(id: i64) -> (i64, String, String, String, i64, i64) {
-    (
-        id,
-        format!("RAW-{id}"),
-        format!("Açúcar cristal 5 kg nº {id}"),
-        "1234567.89".to_string(),
-        id % 1000,
-        0,
-    )
-}
-
 /// Rows per second of `rows` plain INSERTs, `per_tx` per transaction, one statement each.
 fn raw_inserts(conn: &mut FbConn, ids: std::ops::Range<i64>, per_tx: usize) -> anyhow::Result<f64> {
     let ids: Vec<i64> = ids.collect();
@@ -58,32 +45,6 @@ fn raw_inserts(conn: &mut FbConn, ids: std::ops::Range<i64>, per_tx: usize) -> a
         conn.begin_transaction()?;
         for &id in chunk {
             conn.execute(RAW_INSERT, raw_row(id))?;
-        }
-        conn.commit()?;
-    }
-    Ok(ids.len() as f64 / started.elapsed().as_secs_f64())
-}
-
-/// Rows per second of plain INSERTs packed ROWS_PER_BLOCK per EXECUTE BLOCK, `batch` per transaction.
-fn raw_packed_inserts(
-    conn: &mut FbConn,
-    ids: std::ops::Range<i64>,
-    batch: usize,
-) -> anyhow::Result<f64> {
-    let ids: Vec<i64> = ids.collect();
-    let started = Instant::now();
-    for batch in ids.chunks(batch) {
-        conn.begin_transaction()?;
-        for block in batch.chunks(ROWS_PER_BLOCK) {
-            let (mut header, mut body, mut params) = (Vec::new(), String::new(), Vec::new());
-            for (i, &id) in block.iter().enumerate() {
-                header.push(format!("i{i} BIGINT = ?, s{i} VARCHAR(30) = ?, d{i} VARCHAR(120) = ?, p{i} VARCHAR(20) = ?, e{i} BIGINT = ?, x{i} SMALLINT = ?"));
-                body.push_str(&format!("INSERT INTO PRODUTOS (ID, SKU, DESCRICAO, PRECO, ESTOQUE, DESCONTINUADO) VALUES (:i{i}, :s{i}, :d{i}, :p{i}, :e{i}, :x{i});\n"));
-                let (a, b, c, d, e, f) = raw_row(id);
-                params.extend([a.into(), b.into(), c.into(), d.into(), e.into(), f.into()]);
-            }
-            let sql = format!("EXECUTE BLOCK ({}) AS BEGIN\n{body}END", header.join(", "));
-            conn.execute::<Vec<rsfbclient::SqlType>>(&sql, params)?;
         }
         conn.commit()?;
     }

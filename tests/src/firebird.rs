@@ -14,8 +14,19 @@ pub const DB_DIR: &str = "/tmp/ponte-fb";
 pub fn create_unit_db(prefix: &str, id: i32, charset: &str) -> anyhow::Result<String> {
     std::fs::create_dir_all(DB_DIR)?;
     let _ = Command::new("chmod").args(["1777", DB_DIR]).status();
-    let path = format!("{DB_DIR}/{prefix}_u{id}.fdb");
-    let db = format!("127.0.0.1:{path}");
+    create_unit_db_on("127.0.0.1", DB_DIR, prefix, id, charset)
+}
+
+/// [`create_unit_db`] on another server (`host[/port]`), in `dir` (writable by that server).
+pub fn create_unit_db_on(
+    server: &str,
+    dir: &str,
+    prefix: &str,
+    id: i32,
+    charset: &str,
+) -> anyhow::Result<String> {
+    let path = format!("{dir}/{prefix}_u{id}.fdb");
+    let db = format!("{server}:{path}");
     let mut script = format!(
         "CREATE DATABASE '{db}' USER 'SYSDBA' PASSWORD '{}' PAGE_SIZE 16384 DEFAULT CHARACTER SET {charset};\n",
         super::fb_password()
@@ -23,7 +34,7 @@ pub fn create_unit_db(prefix: &str, id: i32, charset: &str) -> anyhow::Result<St
     script.push_str(include_str!("../../deploy/demo/firebird-legacy.sql"));
     script.push_str("\nCOMMIT;\n");
     isql(&script).with_context(|| {
-        format!("creating Firebird database {db}: is the Firebird server running on 127.0.0.1:3050 (deploy/firebird.sh start)?")
+        format!("creating Firebird database {db}: is the Firebird server running (deploy/firebird.sh start)?")
     })?;
     Ok(db)
 }

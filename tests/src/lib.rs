@@ -2,9 +2,16 @@
 //! broker namespace (exchange and queues) and its own Firebird unit databases on the real servers,
 //! and the transforms the build just compiled. A missing server fails the test loudly.
 
+pub mod bench;
+pub mod changes;
 pub mod check;
 pub mod firebird;
+pub mod http;
+pub mod legacy;
+pub mod measure;
+pub mod paced;
 pub mod process;
+pub mod tools;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +73,10 @@ pub struct TestEnv {
     pub extra_toml: String,
     /// Extra keys inside `[units]` (e.g. `id_block = 1000000000`).
     pub units_toml: String,
+    /// Extra keys inside `[amqp]` (e.g. `prefetch = 4`).
+    pub amqp_toml: String,
+    /// Extra keys inside each demo `[tables.X]` block (e.g. `outbox = "trigger"`).
+    pub table_toml: String,
 }
 
 /// A unit to create: id and the database default charset (WIN1252, UTF8, ISO8859_1).
@@ -117,6 +128,8 @@ impl TestEnv {
             transforms_dir,
             extra_toml: String::new(),
             units_toml: String::new(),
+            amqp_toml: String::new(),
+            table_toml: String::new(),
         };
         let config = env.config()?;
         ponte::ops::migrate(&config, false, true)
@@ -156,6 +169,7 @@ url = "{pg}"
 url = "{amqp}"
 exchange = "{name}"
 timeout_ms = 5000
+{amqp_extra}
 [firebird]
 password = "{fbpass}"
 [units]
@@ -171,19 +185,23 @@ listen = "127.0.0.1:0"
 ops = "IUD"
 transform = "customers"
 settings = {{ timezone = "America/Sao_Paulo" }}
+{table}
 [tables.orders]
 ops = "IUD"
 transform = "orders"
 settings = {{ timezone = "America/Sao_Paulo" }}
 unit_column = "unit_id"
+{table}
 [tables.order_items]
 ops = "IUD"
 transform = "orders"
 unit_sql = "SELECT o.unit_id FROM orders o WHERE o.id = t.order_id"
+{table}
 [tables.products]
 ops = "IUD"
 transform = "generic"
 settings = {products}
+{table}
 {extra}
 "#,
             pg = self.pg_url,
@@ -196,6 +214,8 @@ settings = {products}
             products = products_settings_toml(),
             extra = self.extra_toml,
             units_extra = self.units_toml,
+            amqp_extra = self.amqp_toml,
+            table = self.table_toml,
         )
     }
 
@@ -382,7 +402,8 @@ async fn check_broker() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn delete_broker_namespace(exchange: &str, units: &[i32]) -> anyhow::Result<()> {
+/// Deletes the queues and exchanges of a test or bench namespace. Best effort.
+pub async fn delete_broker_namespace(exchange: &str, units: &[i32]) -> anyhow::Result<()> {
     let conn =
         lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;

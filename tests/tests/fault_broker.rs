@@ -2,19 +2,11 @@
 //! the host stays up, its connection reconnects with backoff and is swapped in place, and the
 //! stream completes with nothing lost or applied twice.
 
-use std::process::Command;
 use std::time::Duration;
 
 use ponte::daemon::Roles;
+use ponte_tests::tools::rabbitmqctl;
 use ponte_tests::{check, TestEnv, UnitSpec};
-
-fn rabbitmqctl(args: &[&str]) {
-    let status = Command::new("rabbitmqctl")
-        .args(args)
-        .status()
-        .expect("rabbitmqctl is installed");
-    assert!(status.success(), "rabbitmqctl {args:?} failed");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn broker_outage_loses_nothing() {
@@ -40,11 +32,17 @@ async fn broker_outage_loses_nothing() {
 
     rabbitmqctl(&["stop_app"]);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(
-        running.metrics.amqp_connected.get(),
-        0,
-        "the host noticed the outage"
-    );
+    for connection in ["publish", "consume"] {
+        let up = running
+            .metrics
+            .amqp_connected
+            .with_label_values(&[connection])
+            .get();
+        assert_eq!(
+            up, 0,
+            "the host noticed the outage on its {connection} connection"
+        );
+    }
     let pending: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_sync_outbox WHERE status = 'pending'")
             .fetch_one(&env.pg)
@@ -68,7 +66,14 @@ async fn broker_outage_loses_nothing() {
         .await
         .unwrap();
     check::ledgers_exact_and_ordered(&env).await.unwrap();
-    assert_eq!(running.metrics.amqp_connected.get(), 1, "reconnected");
+    for connection in ["publish", "consume"] {
+        let up = running
+            .metrics
+            .amqp_connected
+            .with_label_values(&[connection])
+            .get();
+        assert_eq!(up, 1, "the {connection} connection reconnected");
+    }
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(6), running.wait())
         .await

@@ -10,32 +10,8 @@ use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use ponte::daemon::Roles;
+use ponte_tests::changes::{customer, outbox_row};
 use ponte_tests::{amqp_url, check, TestEnv, UnitSpec};
-
-async fn outbox_row(env: &TestEnv, unit: i32, table: &str, payload: &str) -> String {
-    sqlx::query_scalar(
-        "INSERT INTO pg_sync_outbox (unit_id, table_name, operation, payload) VALUES ($1, $2, 'I', $3::jsonb) \
-         RETURNING correlation_id::text",
-    )
-    .bind(unit)
-    .bind(table)
-    .bind(payload)
-    .fetch_one(&env.pg)
-    .await
-    .unwrap()
-}
-
-/// A complete `customers` row image (the transform wants every column's key) with `changes` applied.
-fn customer(changes: serde_json::Value) -> String {
-    let mut row = serde_json::json!({
-        "id": 990000, "name": "X", "email": null, "city": null, "active": true, "credit_limit": null,
-        "birth_date": null, "external_ref": null, "attributes": null, "updated_at": "2026-11-23T10:00:00+00:00"
-    });
-    if let (Some(row), Some(changes)) = (row.as_object_mut(), changes.as_object()) {
-        row.extend(changes.clone());
-    }
-    row.to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_is_set_aside_and_the_stream_goes_on() {

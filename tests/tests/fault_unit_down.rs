@@ -2,23 +2,11 @@
 //! as when that site's server is off) while the others keep applying. The unit's applier backs
 //! off and resumes by itself; the other units are not slowed; everything converges.
 
-use std::process::Command;
 use std::time::Duration;
 
 use ponte::daemon::Roles;
-use ponte_tests::{check, fb_password, TestEnv, UnitSpec};
-
-fn gfix(args: &[&str], db: &str) {
-    let password = fb_password();
-    let mut all = vec!["-user", "SYSDBA", "-password", password.as_str()];
-    all.extend_from_slice(args);
-    all.push(db);
-    let status = Command::new("gfix")
-        .args(&all)
-        .status()
-        .expect("gfix is installed");
-    assert!(status.success(), "gfix {args:?} {db} failed");
-}
+use ponte_tests::tools::gfix;
+use ponte_tests::{check, TestEnv, UnitSpec};
 
 async fn ledger_len(db: &str) -> usize {
     check::ledger(db).await.map(|l| l.len()).unwrap_or(0)

@@ -192,3 +192,62 @@ async fn a_corrupted_file_is_refused_and_the_old_version_keeps_serving() {
         .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Two builds of the generic transform in the directory (both declare `"*"` and both call
+/// themselves `generic`): each table serves from exactly the file its `transform = NAME` names,
+/// with no ambiguity, and a name that only matches `info.name` twice is refused with a reason.
+#[test]
+fn a_binding_names_its_file_exactly_when_several_files_declare_star() {
+    let generic = component("generic");
+    let dir = temp_dir("star");
+    std::fs::write(dir.join("generic.wasm"), &generic).unwrap();
+    std::fs::write(dir.join("generic_v2.wasm"), &generic).unwrap();
+    let settings = r#"{"target": "PROBE", "key": ["ID"], "columns": {"id": {"column": "ID", "type": "bigint"}}}"#;
+    let bind = |table: &str, transform: &str| TableBinding {
+        table: table.into(),
+        transform: Some(transform.into()),
+        settings_json: settings.into(),
+    };
+    let metrics = ponte::telemetry::Metrics::new().unwrap();
+    let registry = TransformRegistry::load(
+        EngineSettings::default(),
+        &dir,
+        vec![bind("products", "generic"), bind("probe", "generic_v2")],
+        &metrics.registry,
+    )
+    .unwrap();
+    let status = registry.status();
+    assert!(status.unrouted.is_empty(), "{:?}", status.unrouted);
+    assert!(
+        status.notes.is_empty(),
+        "ambiguity reported: {:?}",
+        status.notes
+    );
+    assert_eq!(
+        registry.pin("products").unwrap().version().file,
+        "generic.wasm"
+    );
+    assert_eq!(
+        registry.pin("probe").unwrap().version().file,
+        "generic_v2.wasm"
+    );
+
+    // Only `info.name` matches, and twice: refused with a reason that names both files.
+    std::fs::rename(dir.join("generic.wasm"), dir.join("generic_v1.wasm")).unwrap();
+    registry.reload();
+    let err = registry
+        .pin("products")
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        registry
+            .status()
+            .notes
+            .iter()
+            .any(|n| n.contains("generic_v1.wasm"))
+            || err.contains("generic_v1.wasm"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

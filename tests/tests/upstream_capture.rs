@@ -134,3 +134,50 @@ fn uuid_text(n: i64) -> String {
         n.unsigned_abs() % 0x1_0000_0000_0000
     )
 }
+
+/// A key whose columns can hold more than SYNC_LOG's 200-character ROW_KEY would make the
+/// capture trigger fail the legacy application's own insert: install refuses it, naming the
+/// table and the width, before any trigger is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_refuses_a_key_wider_than_the_log_row_key() {
+    let mut env = ponte_tests::TestEnv::new(&UNITS)
+        .await
+        .expect("test environment");
+    env.units_toml = format!("id_block = {ID_BLOCK}");
+    env.extra_toml = format!(
+        "{}\n[upstream.tables.WIDE_KEY]\npg_table = \"wide_key\"\nkey = [\"a\", \"b\"]\n\
+         transform = \"generic\"\n[upstream.tables.WIDE_KEY.settings]\ntarget = \"wide_key\"\n\
+         key = [\"a\", \"b\"]\n",
+        ponte_tests::upstream::upstream_toml("pg_wins")
+    );
+    let db = env.units[0].1.clone();
+    ponte_tests::firebird::isql(&format!(
+        "CONNECT '{db}';\nCREATE TABLE WIDE_KEY (A VARCHAR(150) NOT NULL, B VARCHAR(100) NOT NULL, \
+         V INTEGER, PRIMARY KEY (A, B));\nCOMMIT;\n"
+    ))
+    .unwrap();
+    let config = env.config().unwrap();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut conn = ponte_tests::firebird::connect(&db).unwrap();
+        let result = install_unit(&mut conn, &config, 2).map_err(|e| e.to_string());
+        let triggers: Option<(i64,)> = conn
+            .query_first(
+                "SELECT COUNT(*) FROM RDB$TRIGGERS WHERE RDB$TRIGGER_NAME STARTING WITH 'SYNC$'",
+                (),
+            )
+            .unwrap();
+        (result, triggers.map(|(n,)| n))
+    })
+    .await
+    .unwrap();
+    let err = result
+        .0
+        .expect_err("install accepted a key wider than the log's row key");
+    assert!(err.contains("WIDE_KEY") && err.contains("200"), "{err}");
+    assert_eq!(
+        result.1,
+        Some(0),
+        "no trigger may be installed when one table is refused"
+    );
+    env.cleanup().await;
+}

@@ -292,3 +292,77 @@ async fn last_writer_wins_and_pg_wins() {
 async fn last_writer_wins_and_manual() {
     run_conflicts("manual").await;
 }
+
+/// A PostgreSQL change that died in the outbox never reached the unit, so it is no base for a
+/// conflict: the unit's later change of that row applies (pg_wins would otherwise drop it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_outbox_row_is_not_a_conflict() {
+    let env = upstream_env(&UNITS, "pg_wins")
+        .await
+        .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
+    let d2 = env.units[1].1.clone();
+    let (running, stop) = env.start(Roles::all()).await.expect("host starts");
+    pg(&env, "BEGIN; \
+        INSERT INTO products (id, sku, description, price, stock) VALUES (701, 'P701', 'Cuscuz', 10.00, 5); \
+        INSERT INTO pg_sync_outbox (unit_id, table_name, operation, payload) \
+          SELECT u, 'products', 'I', to_jsonb(p) FROM products p, unnest(ARRAY[1,2]) u WHERE p.id = 701; \
+        COMMIT;").await;
+    let price_at = |db: String| async move {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            let mut conn = ponte_tests::firebird::connect(&db)?;
+            let row: Option<(String,)> = conn.query_first(
+                "SELECT CAST(PRECO AS VARCHAR(30)) FROM PRODUTOS WHERE ID = 701",
+                (),
+            )?;
+            Ok(row.map(|(p,)| p).unwrap_or_default())
+        })
+        .await?
+    };
+    wait_until(Duration::from_secs(60), "product 701 at unit 2", || {
+        let d2 = d2.clone();
+        async move { Ok(price_at(d2).await? == "10.00") }
+    })
+    .await
+    .unwrap();
+    // A PostgreSQL change for unit 2 that the relay gave up on: it never reached the unit.
+    pg(
+        &env,
+        "INSERT INTO pg_sync_outbox (unit_id, table_name, operation, payload, status, error_log) \
+        SELECT 2, 'products', 'U', to_jsonb(p) || '{\"price\": 11.11}', 'dead', 'given up' \
+        FROM products p WHERE p.id = 701",
+    )
+    .await;
+    let d2w = d2.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut conn = legacy_session(&d2w, "WIN1252")?;
+        conn.execute("UPDATE PRODUTOS SET PRECO = 42.00 WHERE ID = 701", ())?;
+        Ok(())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the unit's change applied in PostgreSQL",
+        || {
+            let env = &env;
+            async move {
+                let price: String =
+                    sqlx::query_scalar("SELECT price::text FROM products WHERE id = 701")
+                        .fetch_one(&env.pg)
+                        .await?;
+                Ok(price == "42.00")
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let conflicts: i64 = sqlx::query_scalar("SELECT count(*) FROM ponte_conflict")
+        .fetch_one(&env.pg)
+        .await
+        .unwrap();
+    assert_eq!(conflicts, 0, "a dead outbox row was counted as a conflict");
+    stop.cancel();
+    running.wait().await;
+    env.cleanup().await;
+}

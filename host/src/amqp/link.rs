@@ -1,6 +1,8 @@
-//! The supervised broker connection. A background task keeps one connection up: it connects with
-//! backoff (1 s .. 60 s, jitter), watches the connection's health, and on loss builds a new one and
-//! swaps it in place; roles ask for the current connection and open their own channels on it.
+//! The supervised broker connections. A process keeps two, one for publishing and one for
+//! consuming (RabbitMQ's advice: a memory or disk alarm blocks every connection that publishes,
+//! and the acks of consumers sharing it would stall with it). A background task per connection
+//! connects with backoff (1 s .. 60 s, jitter), watches its health, and on loss builds a new one
+//! and swaps it in place; roles ask for the current connection and open their own channels on it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,44 @@ pub enum AmqpError {
     },
 }
 
+/// What a connection is for (its name at the broker and its metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRole {
+    /// Publishes (relay, capture, dead letters): blocked during a broker alarm.
+    Publish,
+    /// Consumes and acks (the appliers): allowed during an alarm.
+    Consume,
+}
+
+impl LinkRole {
+    /// `publish` or `consume`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkRole::Publish => "publish",
+            LinkRole::Consume => "consume",
+        }
+    }
+}
+
+/// The two connections of a process.
+#[derive(Clone)]
+pub struct Links {
+    /// For publishing.
+    pub publish: AmqpLink,
+    /// For consuming.
+    pub consume: AmqpLink,
+}
+
+impl Links {
+    /// Both links, not connected yet; supervise each with [`AmqpLink::supervise`].
+    pub fn new(url: &str, timeout: Duration, metrics: Metrics) -> Links {
+        Links {
+            publish: AmqpLink::new(url, LinkRole::Publish, timeout, metrics.clone()),
+            consume: AmqpLink::new(url, LinkRole::Consume, timeout, metrics),
+        }
+    }
+}
+
 /// Cheap to clone; all clones share one connection.
 #[derive(Clone)]
 pub struct AmqpLink {
@@ -48,7 +88,7 @@ pub struct AmqpLink {
 
 struct Inner {
     url: String,
-    name: String,
+    role: LinkRole,
     timeout: Duration,
     current: RwLock<Option<Arc<Connection>>>,
     generation: watch::Sender<u64>,
@@ -57,11 +97,11 @@ struct Inner {
 
 impl AmqpLink {
     /// A link that is not connected yet; call [`AmqpLink::supervise`].
-    pub fn new(url: &str, name: &str, timeout: Duration, metrics: Metrics) -> AmqpLink {
+    pub fn new(url: &str, role: LinkRole, timeout: Duration, metrics: Metrics) -> AmqpLink {
         AmqpLink {
             inner: Arc::new(Inner {
                 url: url.to_string(),
-                name: name.to_string(),
+                role,
                 timeout,
                 current: RwLock::new(None),
                 generation: watch::channel(0).0,
@@ -74,8 +114,8 @@ impl AmqpLink {
     pub async fn supervise(self, shutdown: CancellationToken) {
         let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
-            let props = ConnectionProperties::default()
-                .with_connection_name(self.inner.name.clone().into());
+            let name = format!("ponte-{}", self.inner.role.as_str());
+            let props = ConnectionProperties::default().with_connection_name(name.into());
             let attempt = tokio::time::timeout(
                 self.inner.timeout,
                 Connection::connect(&self.inner.url, props),
@@ -89,7 +129,12 @@ impl AmqpLink {
                         _ => "connect timed out".to_string(),
                     };
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = %reason, retry_in_ms = delay.as_millis() as u64, "Broker connection failed; retrying.");
+                    tracing::warn!(
+                        connection = self.inner.role.as_str(),
+                        error = %reason,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "Broker connection failed; retrying."
+                    );
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(delay) => continue,
@@ -100,15 +145,36 @@ impl AmqpLink {
             let mut events = conn.events_listener();
             *self.inner.current.write().await = Some(conn.clone());
             self.inner.generation.send_modify(|g| *g += 1);
-            self.inner.metrics.amqp_connected.set(1);
-            tracing::info!(name = %self.inner.name, "Broker connected.");
-            // Health: an error event, or a status that is no longer connected, ends this connection.
+            self.connected(true);
+            self.blocked(false);
+            tracing::info!(connection = self.inner.role.as_str(), "Broker connected.");
+            // Health: an error event, or a status that is no longer connected, ends this
+            // connection.
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     event = events.next() => match event {
+                        Some(lapin::Event::ConnectionBlocked(reason)) => {
+                            self.blocked(true);
+                            tracing::warn!(
+                                connection = self.inner.role.as_str(),
+                                reason = %reason,
+                                "The broker blocks this connection (memory or disk alarm)."
+                            );
+                        }
+                        Some(lapin::Event::ConnectionUnblocked) => {
+                            self.blocked(false);
+                            tracing::info!(
+                                connection = self.inner.role.as_str(),
+                                "The broker unblocked this connection."
+                            );
+                        }
                         Some(lapin::Event::Error(e)) => {
-                            tracing::warn!(error = %e, "Broker connection lost; reconnecting.");
+                            tracing::warn!(
+                                connection = self.inner.role.as_str(),
+                                error = %e,
+                                "Broker connection lost; reconnecting."
+                            );
                             break;
                         }
                         Some(_) => {}
@@ -116,13 +182,17 @@ impl AmqpLink {
                     },
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {
                         if !conn.status().connected() {
-                            tracing::warn!("Broker connection is no longer connected; reconnecting.");
+                            tracing::warn!(
+                                connection = self.inner.role.as_str(),
+                                "Broker connection is no longer connected; reconnecting."
+                            );
                             break;
                         }
                     }
                 }
             }
-            self.inner.metrics.amqp_connected.set(0);
+            self.connected(false);
+            self.blocked(false);
             *self.inner.current.write().await = None;
             let _ = tokio::time::timeout(
                 Duration::from_secs(2),
@@ -130,6 +200,27 @@ impl AmqpLink {
             )
             .await;
         }
+    }
+
+    fn connected(&self, up: bool) {
+        self.inner
+            .metrics
+            .amqp_connected
+            .with_label_values(&[self.inner.role.as_str()])
+            .set(i64::from(up));
+    }
+
+    fn blocked(&self, blocked: bool) {
+        self.inner
+            .metrics
+            .amqp_blocked
+            .with_label_values(&[self.inner.role.as_str()])
+            .set(i64::from(blocked));
+    }
+
+    /// What this connection is for.
+    pub fn role(&self) -> LinkRole {
+        self.inner.role
     }
 
     /// The current connection, waiting up to `wait` for one.

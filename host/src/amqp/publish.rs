@@ -1,17 +1,18 @@
 //! Publishing with publisher confirms and `mandatory`: a message counts as delivered only when the
 //! broker acked it AND did not return it (an unroutable mandatory message is acked after a
-//! basic.return, so the return must be checked). Publishes are pipelined, confirms awaited together
-//! under one deadline.
+//! basic.return, so the return must be checked). Publishes are pipelined in windows of at most
+//! `max_in_flight` unconfirmed messages; both awaits of a publish (handing the frames over, and
+//! the confirm) run under the I/O timeout, so a blocked connection (broker alarm) fails the
+//! batch instead of hanging it.
 
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::Channel;
-use lapin::Confirmation;
+use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
 
 use super::link::{with_timeout, AmqpError, AmqpLink};
-use super::topology::{declare_base, declare_unit_queue};
+use super::topology::Topology;
 use crate::config::AmqpConfig;
 
 /// Why one message was not delivered. All are retried later; none is a success.
@@ -28,26 +29,40 @@ pub enum PublishFailure {
     /// The broker nacked it.
     #[error("nacked by the broker")]
     Nacked,
-    /// The channel or connection failed, or the confirm did not arrive in time.
+    /// The channel or connection failed, or the publish or its confirm did not finish in time.
     #[error("not confirmed: {0}")]
     Unconfirmed(String),
 }
 
-/// A confirm-mode channel with the topology declared, recreated after any failure.
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Exchange (the change exchange, or the dead-letter exchange).
+    pub exchange: String,
+    /// Routing key.
+    pub routing_key: String,
+    /// Properties (persistent, headers).
+    pub properties: BasicProperties,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// A confirm-mode channel on the publish link with the topology declared, recreated after any
+/// failure whose outcome is unknown.
 pub struct Publisher {
     link: AmqpLink,
     config: AmqpConfig,
-    units: Vec<i32>,
+    topology: Topology,
     channel: Option<Channel>,
 }
 
 impl Publisher {
-    /// A publisher for the given units' queues (declared on every new channel).
-    pub fn new(link: AmqpLink, config: AmqpConfig, units: Vec<i32>) -> Publisher {
+    /// A publisher that declares `topology` on every new channel.
+    pub fn new(link: AmqpLink, config: AmqpConfig, topology: Topology) -> Publisher {
         Publisher {
             link,
             config,
-            units,
+            topology,
             channel: None,
         }
     }
@@ -61,79 +76,134 @@ impl Publisher {
         self.channel = None;
         let ch = self.link.channel(wait).await?;
         let t = self.config.timeout();
-        with_timeout(
-            t,
-            "confirm.select",
-            ch.confirm_select(ConfirmSelectOptions::default()),
-        )
-        .await?;
-        declare_base(&ch, &self.config).await?;
-        for &unit in &self.units {
-            declare_unit_queue(&ch, &self.config, unit).await?;
-        }
+        let select = ch.confirm_select(ConfirmSelectOptions::default());
+        with_timeout(t, "confirm.select", select).await?;
+        self.topology.declare(&ch, &self.config).await?;
         self.channel = Some(ch.clone());
         Ok(ch)
     }
 
-    /// Publishes each `(routing_key, properties, body)` with mandatory set and waits for all
-    /// confirms; one result per message, in order.
+    /// Hands one message to the broker (mandatory, under the I/O timeout) and returns its pending
+    /// confirm, for callers that keep many confirms in flight and settle them in order (the
+    /// relay's pipeline). A failure here drops the channel: its state is unknown.
+    pub async fn send(
+        &mut self,
+        message: &Outgoing,
+        wait_for_broker: Duration,
+    ) -> Result<PublisherConfirm, PublishFailure> {
+        let channel = self
+            .ready_channel(wait_for_broker)
+            .await
+            .map_err(|e| PublishFailure::Unconfirmed(e.to_string()))?;
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let publish = channel.basic_publish(
+            message.exchange.as_str().into(),
+            message.routing_key.as_str().into(),
+            options,
+            &message.body,
+            message.properties.clone(),
+        );
+        match with_timeout(self.config.timeout(), "basic.publish", publish).await {
+            Ok(confirm) => Ok(confirm),
+            Err(e) => {
+                self.channel = None;
+                Err(PublishFailure::Unconfirmed(e.to_string()))
+            }
+        }
+    }
+
+    /// Forgets the channel (after a confirm failed: its state is unknown); the next send opens
+    /// and declares a new one.
+    pub fn reset(&mut self) {
+        self.channel = None;
+    }
+
+    /// Publishes every message with mandatory set, at most `max_in_flight` unconfirmed at once,
+    /// and waits for the confirms; one result per message, in order. A message after a failed
+    /// window is not sent (reported unconfirmed), so the caller can retry in order.
     pub async fn publish_all(
         &mut self,
-        messages: Vec<(String, lapin::BasicProperties, Vec<u8>)>,
+        messages: Vec<Outgoing>,
         wait_for_broker: Duration,
+        max_in_flight: usize,
     ) -> Vec<Result<(), PublishFailure>> {
         let count = messages.len();
         let channel = match self.ready_channel(wait_for_broker).await {
             Ok(ch) => ch,
             Err(e) => return vec![Err(PublishFailure::Unconfirmed(e.to_string())); count],
         };
+        let mut results = Vec::with_capacity(count);
+        let mut messages = messages.into_iter();
+        while results.len() < count {
+            let window: Vec<Outgoing> = messages.by_ref().take(max_in_flight.max(1)).collect();
+            let sent = self.window(&channel, window).await;
+            let broken = sent
+                .iter()
+                .any(|r| matches!(r, Err(PublishFailure::Unconfirmed(_))));
+            results.extend(sent);
+            if broken {
+                // The channel's state is unknown: never reuse it, and send nothing more now.
+                self.channel = None;
+                let left = count - results.len();
+                let why =
+                    PublishFailure::Unconfirmed("an earlier message was not confirmed".into());
+                results.extend(std::iter::repeat_n(Err(why), left));
+            }
+        }
+        results
+    }
+
+    async fn window(
+        &self,
+        channel: &Channel,
+        window: Vec<Outgoing>,
+    ) -> Vec<Result<(), PublishFailure>> {
+        let t = self.config.timeout();
         let options = BasicPublishOptions {
             mandatory: true,
             ..Default::default()
         };
-        let mut pending = Vec::with_capacity(count);
-        for (key, props, body) in messages {
-            let sent = channel
-                .basic_publish(
-                    self.config.exchange.as_str().into(),
-                    key.into(),
-                    options,
-                    &body,
-                    props,
-                )
-                .await;
-            pending.push(sent);
+        let mut pending = Vec::with_capacity(window.len());
+        for m in window {
+            let publish = channel.basic_publish(
+                m.exchange.as_str().into(),
+                m.routing_key.as_str().into(),
+                options,
+                &m.body,
+                m.properties,
+            );
+            pending.push(with_timeout(t, "basic.publish", publish).await);
         }
         let confirms = pending.into_iter().map(|sent| async move {
             match sent {
-                Ok(confirm) => match confirm.await {
-                    Ok(Confirmation::Ack(None)) => Ok(()),
-                    Ok(Confirmation::Ack(Some(ret))) | Ok(Confirmation::Nack(Some(ret))) => {
-                        Err(PublishFailure::Returned {
-                            code: ret.reply_code,
-                            text: ret.reply_text.to_string(),
-                        })
-                    }
-                    Ok(Confirmation::Nack(None)) => Err(PublishFailure::Nacked),
-                    Ok(Confirmation::NotRequested) => {
-                        Err(PublishFailure::Unconfirmed("confirms not enabled".into()))
-                    }
-                    Err(e) => Err(PublishFailure::Unconfirmed(e.to_string())),
-                },
+                Ok(confirm) => settle(confirm, t).await,
                 Err(e) => Err(PublishFailure::Unconfirmed(e.to_string())),
             }
         });
-        let results = match tokio::time::timeout(self.config.timeout(), join_all(confirms)).await {
-            Ok(results) => results,
-            Err(_) => vec![Err(PublishFailure::Unconfirmed("confirm timed out".into())); count],
-        };
-        if results
-            .iter()
-            .any(|r| matches!(r, Err(PublishFailure::Unconfirmed(_))))
-        {
-            // The channel's state is unknown: never reuse it.
-            self.channel = None;
+        join_all(confirms).await
+    }
+}
+
+/// Awaits one confirm under `timeout` and says what it means.
+pub async fn settle(confirm: PublisherConfirm, timeout: Duration) -> Result<(), PublishFailure> {
+    match tokio::time::timeout(timeout, confirm).await {
+        Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+        Ok(Ok(Confirmation::Ack(Some(ret)))) | Ok(Ok(Confirmation::Nack(Some(ret)))) => {
+            Err(PublishFailure::Returned {
+                code: ret.reply_code,
+                text: ret.reply_text.to_string(),
+            })
         }
-        results
+        Ok(Ok(Confirmation::Nack(None))) => Err(PublishFailure::Nacked),
+        Ok(Ok(Confirmation::NotRequested)) => {
+            Err(PublishFailure::Unconfirmed("confirms not enabled".into()))
+        }
+        Ok(Err(e)) => Err(PublishFailure::Unconfirmed(e.to_string())),
+        Err(_) => Err(PublishFailure::Unconfirmed(format!(
+            "no confirm within {timeout:?}"
+        ))),
     }
 }

@@ -4,6 +4,7 @@
 
 use serde_json::value::RawValue;
 
+use crate::amqp::DeadClass;
 use crate::config::Config;
 use crate::firebird::Prepared;
 use crate::model::{Change, Direction, Op};
@@ -18,7 +19,7 @@ pub enum Verdict {
     /// Never applicable as it is: dead-letter with this class and reason.
     Dead {
         /// transform, refused or malformed.
-        class: &'static str,
+        class: DeadClass,
         /// The reason.
         reason: String,
     },
@@ -50,7 +51,7 @@ pub fn prepare(
             return (
                 Meta::default(),
                 Verdict::Dead {
-                    class: "malformed",
+                    class: DeadClass::Malformed,
                     reason: format!("message body is not a ponte envelope: {e}"),
                 },
             )
@@ -69,7 +70,7 @@ fn translate(env: Envelope, unit: i32, config: &Config, registry: &TransformRegi
     let dead = |class, reason: String| Verdict::Dead { class, reason };
     if env.v != ENVELOPE_VERSION {
         return dead(
-            "malformed",
+            DeadClass::Malformed,
             format!(
                 "envelope version {} is not supported (expected {ENVELOPE_VERSION})",
                 env.v
@@ -78,7 +79,7 @@ fn translate(env: Envelope, unit: i32, config: &Config, registry: &TransformRegi
     }
     if env.unit != unit {
         return dead(
-            "malformed",
+            DeadClass::Malformed,
             format!(
                 "message for unit {} arrived in the queue of unit {unit}",
                 env.unit
@@ -87,19 +88,19 @@ fn translate(env: Envelope, unit: i32, config: &Config, registry: &TransformRegi
     }
     if uuid::Uuid::parse_str(&env.correlation_id).is_err() {
         return dead(
-            "malformed",
+            DeadClass::Malformed,
             format!("correlation id `{}` is not a UUID", env.correlation_id),
         );
     }
     let Some(op) = Op::from_code(&env.op) else {
         return dead(
-            "malformed",
+            DeadClass::Malformed,
             format!("operation `{}` is not I, U or D", env.op),
         );
     };
     if !config.allows(&env.table, op) {
         return dead(
-            "refused",
+            DeadClass::Refused,
             format!(
                 "table `{}` operation `{}` is not whitelisted on this host ([tables.{}] ops)",
                 env.table, env.op, env.table
@@ -107,7 +108,7 @@ fn translate(env: Envelope, unit: i32, config: &Config, registry: &TransformRegi
         );
     }
     if !is_json_object(&env.payload) {
-        return dead("malformed", "payload is not a JSON object".into());
+        return dead(DeadClass::Malformed, "payload is not a JSON object".into());
     }
     let change = Change {
         table: env.table.clone(),
@@ -125,11 +126,11 @@ fn translate(env: Envelope, unit: i32, config: &Config, registry: &TransformRegi
     {
         Ok(output) => output,
         Err(e) if e.is_not_ready() => return Verdict::Wait(e.to_string()),
-        Err(e) => return dead("transform", e.to_string()),
+        Err(e) => return dead(DeadClass::Transform, e.to_string()),
     };
     if output.row_key.is_empty() || output.row_key.chars().count() > 200 {
         return dead(
-            "transform",
+            DeadClass::Transform,
             format!(
                 "row key must be 1..200 characters, got {}",
                 output.row_key.len()

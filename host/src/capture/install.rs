@@ -10,6 +10,9 @@ use super::shape::TableShape;
 use crate::config::{Config, UpstreamTable};
 use crate::firebird::{migrate_unit, FbConn, HOST_WRITE_FLAG};
 
+/// Characters of SYNC_LOG.ROW_KEY and of the trigger's key variables.
+const ROW_KEY_CHARS: usize = 200;
+
 /// Prefix of the generated trigger names (`SYNC$CLIENTES`).
 pub const TRIGGER_PREFIX: &str = "SYNC$";
 
@@ -22,6 +25,10 @@ pub struct InstallReport {
     pub dropped: Vec<String>,
     /// INDICE keys raised to the unit's range start, with the new value.
     pub indice: Vec<(String, i64)>,
+    /// Declared generators raised to the unit's range start: (name, old, new).
+    pub generators: Vec<crate::legacy::GeneratorMove>,
+    /// `unit_triggers = "guard"` applied: (trigger, outcome).
+    pub guarded: Vec<(String, String)>,
 }
 
 /// The trigger of one table: logs the key, the base version, the time and (I/U) the row image as
@@ -74,6 +81,23 @@ pub fn install_unit(
     unit: i32,
 ) -> Result<InstallReport, FbError> {
     migrate_unit(conn)?;
+    // Every table is checked before anything is changed: a key that may not fit SYNC_LOG's
+    // ROW_KEY would make the legacy application's own insert fail in the trigger.
+    let mut shapes = Vec::with_capacity(config.upstream.tables.len());
+    for (table, t) in &config.upstream.tables {
+        let shape = TableShape::read(conn, table)?;
+        if shape.key_width() > ROW_KEY_CHARS {
+            return Err(FbError::Other(format!(
+                "table {table}: its primary key ({}) can make a row key of {} characters, and \
+                 SYNC_LOG.ROW_KEY holds {ROW_KEY_CHARS} (text key columns count twice: `\\` and \
+                 `|` are escaped); the capture trigger would make the legacy application's own \
+                 writes fail. Nothing was installed; leave this table out of [upstream.tables]",
+                shape.key_columns(),
+                shape.key_width()
+            )));
+        }
+        shapes.push((table, t, shape));
+    }
     let range = config.units.id_range(unit);
     let (low, high) = (range.map(|r| r.0), range.map(|r| r.1));
     let rows: Option<(i64,)> = conn.query_first("SELECT COUNT(*) FROM SYNC_CAPTURE_INFO", ())?;
@@ -90,8 +114,14 @@ pub fn install_unit(
         )?;
     }
     let mut report = InstallReport::default();
-    for (table, t) in &config.upstream.tables {
-        let shape = TableShape::read(conn, table)?;
+    if let Some((low, high)) = range {
+        report.generators = crate::legacy::generators_into_range(conn, config, low, high)?;
+    }
+    report.guarded = crate::legacy::apply_policy(conn, config)?
+        .into_iter()
+        .map(|(name, outcome)| (name, outcome.to_string()))
+        .collect();
+    for (table, t, shape) in shapes {
         conn.execute(&trigger_sql(&shape, t), ())?;
         report.tables.push(table.clone());
         if let Some((low, high)) = range {
@@ -167,6 +197,7 @@ mod tests {
         let col = |name: &str, kind| FbColumn {
             name: name.into(),
             kind,
+            chars: 0,
         };
         let shape = TableShape {
             table: "CLIENTES".into(),

@@ -129,6 +129,10 @@ impl LogReader {
                 base_seq,
                 seq_at_publish: seq_now.map(|(s,)| s),
                 changed_at: changed_at.clone(),
+                changed_at_utc: Some(
+                    (chrono::Utc::now() - chrono::Duration::milliseconds(age_ms.max(0)))
+                        .to_rfc3339(),
+                ),
                 payload,
             });
             entries.push(LogEntry {

@@ -11,13 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::log::{prune, LogReader};
 use super::CaptureError;
-use crate::amqp::{AmqpLink, PublishFailure, Publisher};
+use crate::amqp::{AmqpLink, Outgoing, Publisher, Topology};
 use crate::backoff::Backoff;
 use crate::config::{Config, Unit};
 use crate::firebird::{classify, FbFailureKind};
 use crate::firebird::{FbWorker, WorkerError};
 use crate::telemetry::Metrics;
-use crate::upstream::declare_upstream_queue;
 
 /// The capture publisher of one unit.
 pub struct CapturePublisher {
@@ -59,14 +58,16 @@ impl CapturePublisher {
                 return;
             }
         };
-        let mut publisher = Publisher::new(self.link.clone(), self.config.amqp.clone(), Vec::new());
+        // The origin unit's upstream queue is declared on every new channel: a change is
+        // routable before the PostgreSQL applier ever ran.
+        let topology = Topology::upstream(&self.config.amqp, self.unit.id);
+        let mut publisher = Publisher::new(self.link.clone(), self.config.amqp.clone(), topology);
         let downstream = self.config.upstream.tables.iter();
         let mut reader = LogReader::new(
             downstream
                 .map(|(t, u)| (t.clone(), u.downstream().to_string()))
                 .collect(),
         );
-        let mut declared = false;
         let mut backoff = Backoff::default();
         let poll = Duration::from_millis(self.config.upstream.poll_interval_ms);
         tracing::info!(unit = self.unit.id, "Capture publisher started.");
@@ -75,7 +76,7 @@ impl CapturePublisher {
             // change confirmed but not yet deleted is republished and absorbed by the inbox.
             let round = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                r = self.round(&mut worker, &mut publisher, &mut reader, &mut declared) => r,
+                r = self.round(&mut worker, &mut publisher, &mut reader) => r,
             };
             let delay = match round {
                 Ok(0) => {
@@ -111,20 +112,8 @@ impl CapturePublisher {
         worker: &mut FbWorker,
         publisher: &mut Publisher,
         reader: &mut LogReader,
-        declared: &mut bool,
     ) -> Result<usize, CaptureError> {
         let amqp = &self.config.amqp;
-        if !*declared {
-            let channel = self.link.channel(amqp.timeout()).await?;
-            let result = declare_upstream_queue(&channel, amqp, self.unit.id).await;
-            let _ = tokio::time::timeout(
-                Duration::from_secs(2),
-                channel.close(200, "declared".into()),
-            )
-            .await;
-            result?;
-            *declared = true;
-        }
         let fb_timeout = Duration::from_millis(self.config.firebird.timeout_ms);
         let (unit, limit) = (self.unit.id, self.config.upstream.batch_size);
         let mut r = std::mem::take(reader);
@@ -156,10 +145,15 @@ impl CapturePublisher {
         let mut messages = Vec::with_capacity(entries.len());
         for env in entries.iter().filter_map(|e| e.envelope.as_ref()) {
             let body = serde_json::to_vec(env).map_err(|e| CaptureError::Encode(e.to_string()))?;
-            messages.push((env.routing_key(&amqp.exchange), env.properties(), body));
+            messages.push(Outgoing {
+                exchange: amqp.exchange.clone(),
+                routing_key: env.routing_key(&amqp.exchange),
+                properties: env.properties(),
+                body,
+            });
         }
         let mut results = publisher
-            .publish_all(messages, amqp.timeout())
+            .publish_all(messages, amqp.timeout(), self.config.relay.max_in_flight)
             .await
             .into_iter();
         let (mut done, mut published, mut failure) = (Vec::new(), 0u64, None);
@@ -205,12 +199,7 @@ impl CapturePublisher {
             "Capture round published."
         );
         match failure {
-            Some(f) => {
-                if matches!(f, PublishFailure::Returned { .. }) {
-                    *declared = false;
-                }
-                Err(CaptureError::Publish(f))
-            }
+            Some(f) => Err(CaptureError::Publish(f)),
             None => Ok(consumed),
         }
     }

@@ -34,6 +34,8 @@ pub struct FbColumn {
     pub name: String,
     /// How it is read.
     pub kind: ColumnKind,
+    /// Characters of a CHAR/VARCHAR (0 for other types).
+    pub chars: usize,
 }
 
 /// A captured table.
@@ -64,9 +66,10 @@ impl TableShape {
     /// Reads the shape of `table` (upper case); an error when it does not exist or has no
     /// primary key.
     pub fn read(conn: &mut FbConn, table: &str) -> Result<TableShape, FbError> {
-        let rows: Vec<(String, i64, i64, i64)> = conn.query(
+        let rows: Vec<(String, i64, i64, i64, i64)> = conn.query(
             "SELECT TRIM(RF.RDB$FIELD_NAME), F.RDB$FIELD_TYPE, COALESCE(F.RDB$FIELD_SUB_TYPE, 0), \
-             COALESCE(F.RDB$FIELD_SCALE, 0) FROM RDB$RELATION_FIELDS RF \
+             COALESCE(F.RDB$FIELD_SCALE, 0), \
+             COALESCE(F.RDB$CHARACTER_LENGTH, F.RDB$FIELD_LENGTH, 0) FROM RDB$RELATION_FIELDS RF \
              JOIN RDB$FIELDS F ON F.RDB$FIELD_NAME = RF.RDB$FIELD_SOURCE \
              WHERE RF.RDB$RELATION_NAME = ? ORDER BY RF.RDB$FIELD_POSITION",
             (table.to_string(),),
@@ -78,9 +81,10 @@ impl TableShape {
         }
         let columns: Vec<FbColumn> = rows
             .into_iter()
-            .map(|(name, t, sub, scale)| FbColumn {
+            .map(|(name, t, sub, scale, chars)| FbColumn {
                 name,
                 kind: kind(t, sub, scale),
+                chars: usize::try_from(chars).unwrap_or(0),
             })
             .collect();
         let keys: Vec<(String,)> = conn.query(
@@ -120,6 +124,42 @@ impl TableShape {
 
     /// The PSQL expression of the row key from `NEW` or `OLD`: key values as text joined by
     /// `|`, text escaped the way the transforms' row keys are (`\` -> `\\`, `|` -> `\|`).
+    /// The longest row key the trigger can build for this table, in characters: text key
+    /// columns count twice (every `\\` and `|` is escaped), other types their longest text form,
+    /// plus the separators. Capture refuses a table whose key may not fit SYNC_LOG's ROW_KEY.
+    pub fn key_width(&self) -> usize {
+        let parts: usize = self
+            .pk
+            .iter()
+            .map(|&at| {
+                let c = &self.columns[at];
+                match c.kind {
+                    ColumnKind::Char | ColumnKind::Varchar => c.chars * 2,
+                    _ => 40,
+                }
+            })
+            .sum();
+        parts + self.pk.len().saturating_sub(1)
+    }
+
+    /// The key columns and their widths, for messages: `A VARCHAR(150), B VARCHAR(100)`.
+    pub fn key_columns(&self) -> String {
+        let parts: Vec<String> = self
+            .pk
+            .iter()
+            .map(|&at| {
+                let c = &self.columns[at];
+                match c.kind {
+                    ColumnKind::Char | ColumnKind::Varchar => {
+                        format!("{} ({} characters)", c.name, c.chars)
+                    }
+                    _ => c.name.clone(),
+                }
+            })
+            .collect();
+        parts.join(", ")
+    }
+
     pub fn key_expr(&self, record: &str) -> String {
         let parts: Vec<String> = self
             .pk
@@ -245,14 +285,17 @@ mod tests {
                 FbColumn {
                     name: "A".into(),
                     kind: ColumnKind::Varchar,
+                    chars: 10,
                 },
                 FbColumn {
                     name: "B".into(),
                     kind: ColumnKind::Int,
+                    chars: 0,
                 },
                 FbColumn {
                     name: "C".into(),
                     kind: ColumnKind::Unsupported,
+                    chars: 0,
                 },
             ],
             pk: vec![0, 1],

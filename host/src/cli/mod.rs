@@ -7,6 +7,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod generated;
+mod legacy;
+mod lifecycle;
+mod outbox;
 mod transform;
 
 use tokio_util::sync::CancellationToken;
@@ -14,11 +18,18 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, IdList};
 use crate::daemon::{run, Roles};
 
+/// The exit codes, in `--help` and the man page.
+const EXIT_STATUS: &str = "Exit status:
+  0  success: the command did what it says (verify and doctor: nothing found)
+  1  failure, or differences found (verify, doctor): the message says which
+  2  bad usage or configuration: an unknown option, or the configuration file at fault";
+
 #[derive(Parser)]
 #[command(
     name = "ponte",
     version,
-    about = "PostgreSQL <-> Firebird sync through an outbox, RabbitMQ and wasm transforms"
+    about = "PostgreSQL <-> Firebird sync through an outbox, RabbitMQ and wasm transforms",
+    after_long_help = EXIT_STATUS
 )]
 struct Cli {
     /// Configuration file.
@@ -57,8 +68,13 @@ enum Command {
         #[arg(long)]
         firebird_only: bool,
     },
-    /// Checks the configuration file and prints the line at fault.
-    Config,
+    /// Checks the configuration file and prints the line at fault; tables with
+    /// `outbox = "trigger"` are also checked against PostgreSQL's catalog.
+    Config {
+        /// Check the file alone (no PostgreSQL).
+        #[arg(long)]
+        offline: bool,
+    },
     /// Outbox backlog, leases, queue depths and each unit's Firebird, on one screen.
     Status,
     /// Dead letters: list, show, replay; requeue outbox rows marked dead.
@@ -73,9 +89,55 @@ enum Command {
     /// Upstream capture triggers on the units: install or remove (docs/upstream.md).
     #[command(subcommand)]
     Capture(CaptureCommand),
+    /// PostgreSQL outbox triggers of the `outbox = "trigger"` tables: install or remove
+    /// (docs/capture.md).
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
     /// Upstream conflicts recorded by the PG applier.
     #[command(subcommand)]
     Conflicts(ConflictsCommand),
+    /// Brings units to PostgreSQL's current state through the pipeline (docs/lifecycle.md).
+    Load(lifecycle::LoadArgs),
+    /// Compares units with what PostgreSQL says they hold; exits 1 when any differs.
+    Verify(lifecycle::VerifyArgs),
+    /// Re-sends the rows verify finds missing or differing (and deletes extras on request).
+    Repair(lifecycle::RepairArgs),
+    /// The broker topology this configuration declares.
+    #[command(subcommand)]
+    Broker(BrokerCommand),
+    /// A unit's own triggers, generators and constraints that break replication; exit 1 on
+    /// findings (docs/legacy.md).
+    Doctor(legacy::DoctorArgs),
+    /// Guard or unguard a unit's own triggers against ponte's apply transactions.
+    #[command(subcommand)]
+    UnitTriggers(legacy::UnitTriggersCommand),
+    /// Table onboarding: scaffold `[tables.T]` from both catalogs.
+    #[command(subcommand)]
+    Tables(legacy::TablesCommand),
+    /// Prints the shell completion script (e.g. `ponte completions bash >
+    /// /etc/bash_completion.d/ponte`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the man page ponte(1), or writes every page (ponte-<command>.1 too) into --dir.
+    Man {
+        /// Write ponte.1 and one page per command here.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BrokerCommand {
+    /// Prints the RabbitMQ definitions (exchanges, queues with their arguments, bindings) that
+    /// a host with this configuration declares, for `rabbitmqctl import_definitions`.
+    Definitions {
+        /// The virtual host to write into the definitions.
+        #[arg(long, default_value = "/")]
+        vhost: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -158,22 +220,50 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ponte: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Transform(cmd) = cli.command {
-        return transform::run_command(cmd, &cli.config).await;
+/// Marks an error as bad usage or configuration: exit code 2 (see `EXIT_STATUS`).
+#[derive(Debug)]
+struct Usage;
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("bad usage or configuration")
     }
-    let config = Config::load(&cli.config)?;
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    use anyhow::Context;
+    match cli.command {
+        Command::Transform(cmd) => return transform::run_command(cmd, &cli.config).await,
+        Command::Completions { shell } => {
+            generated::completions(shell, &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man { dir: None } => return Ok(generated::man(&mut std::io::stdout())?),
+        Command::Man { dir: Some(dir) } => {
+            for file in generated::man_pages(&dir)? {
+                println!("{}", dir.join(file).display());
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let config = Config::load(&cli.config).context(Usage)?;
     match cli.command {
         Command::Run { role, units } => {
             let units = units
                 .map(|u| IdList::parse(&u).map(|l| l.0))
                 .transpose()
-                .map_err(anyhow::Error::msg)?;
+                .map_err(anyhow::Error::msg)
+                .context(Usage)?;
             let is = |r: &str| role == "all" || role == r;
             let roles = Roles {
                 relay: is("relay"),
@@ -189,8 +279,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate {
             postgres_only,
             firebird_only,
-        } => crate::ops::migrate(&config, !firebird_only, !postgres_only).await,
-        Command::Config => {
+        } => {
+            let progress = crate::progress::Progress::new();
+            crate::ops::migrate_with(&config, !firebird_only, !postgres_only, Some(&progress)).await
+        }
+        Command::Config { offline } => {
+            if !offline {
+                outbox::check(&config).await?;
+            }
             println!(
                 "{}: ok ({} units, {} tables)",
                 cli.config.display(),
@@ -220,10 +316,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             crate::capture::run_command(&config, &units, install).await
         }
+        Command::Outbox(cmd) => outbox::run(cmd, &config).await,
         Command::Conflicts(ConflictsCommand::List { all, limit }) => {
             crate::upstream::print_conflicts(&config, all, limit).await
         }
-        Command::Transform(_) => Ok(()),
+        Command::Broker(BrokerCommand::Definitions { vhost }) => {
+            let defs = crate::amqp::Topology::of_host(&config).definitions(&vhost);
+            println!("{}", serde_json::to_string_pretty(&defs)?);
+            Ok(())
+        }
+        Command::Doctor(args) => legacy::doctor(args, &config).await,
+        Command::UnitTriggers(cmd) => legacy::unit_triggers(cmd, &config).await,
+        Command::Tables(cmd) => legacy::tables(cmd, &config, &cli.config).await,
+        Command::Load(args) => lifecycle::load(args, &config).await,
+        Command::Verify(args) => lifecycle::verify(args, &config).await,
+        Command::Repair(args) => lifecycle::repair(args, &config).await,
+        Command::Transform(_) | Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
 }
 
@@ -242,14 +350,21 @@ async fn dlq(cmd: DlqCommand, config: &Config) -> anyhow::Result<()> {
             Ok(())
         }
         DlqCommand::Show { correlation_id } => {
-            let letters = dlq::list(config, usize::MAX).await?;
-            let Some(l) = letters
-                .into_iter()
-                .find(|l| l.correlation_id == correlation_id)
-            else {
+            let Some(l) = dlq::find(config, &correlation_id).await? else {
                 anyhow::bail!("no dead letter with correlation id {correlation_id}");
             };
-            println!("correlation id: {}\nrouting key:    {}\nunit:           {}\nclass:          {}\nreason:         {}\ndead at:        {}\nbody:\n{}", l.correlation_id, l.routing_key, l.unit, l.class, l.reason, l.dead_at, l.body);
+            println!(
+                "correlation id: {}\nrouting key:    {}\nunit:           {}\nclass:          {}\n\
+                 reason:         {}\ndead at:        {}\nposition:       {}\nbody:\n{}",
+                l.correlation_id,
+                l.routing_key,
+                l.unit,
+                l.class,
+                l.reason,
+                l.dead_at,
+                l.position,
+                l.body
+            );
             Ok(())
         }
         DlqCommand::Replay {

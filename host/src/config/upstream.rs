@@ -143,12 +143,6 @@ pub(crate) fn plain_ident(name: &str) -> bool {
 }
 
 impl UpstreamConfig {
-    /// The queue of one unit's captured changes (one per unit: units are applied in parallel
-    /// and one unit's stuck change never holds up another's).
-    pub fn queue(exchange: &str, unit: i32) -> String {
-        format!("{exchange}.upstream.{unit}")
-    }
-
     /// Cross-field rules of the section.
     pub(crate) fn validate(&self, config: &Config) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
@@ -159,6 +153,16 @@ impl UpstreamConfig {
         }
         for (name, t) in &self.tables {
             let at = format!("[upstream.tables.{name}]");
+            let target = t
+                .settings
+                .as_ref()
+                .and_then(|s| s.get("target"))
+                .and_then(|v| v.as_str());
+            for table in [Some(t.pg_table.as_str()), target].into_iter().flatten() {
+                if crate::model::is_own_table(table) {
+                    return bad(format!("{at}: {}", crate::model::own_table_refusal(table)));
+                }
+            }
             // Firebird identifiers: the trigger and queries name the table unquoted.
             if name.len() > 26 || !plain_ident(name) || name.to_uppercase() != *name {
                 return bad(format!("{at}: the Firebird table name must be an upper-case identifier of at most 26 characters (trigger SYNC$<table>)"));

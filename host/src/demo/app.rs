@@ -186,7 +186,8 @@ pub async fn update_order(
     notes: &Option<String>,
 ) -> sqlx::Result<String> {
     sqlx::query_scalar(
-        "UPDATE orders SET status = $2, notes = $3 WHERE id = $1 RETURNING to_jsonb(orders.*)::text",
+        "UPDATE orders SET status = $2, notes = $3 WHERE id = $1 RETURNING \
+         to_jsonb(orders.*)::text",
     )
     .bind(id)
     .bind(status)

@@ -83,7 +83,8 @@ pub const TABLES: &[TableSpec] = &[
         pg_sql: "SELECT NULL::int, id::text, name, email, city, CASE WHEN active THEN 'S' ELSE 'N' END, \
                  credit_limit::text, to_char(birth_date, 'YYYY-MM-DD'), external_ref::text, \
                  attributes::text, \
-                 to_char(updated_at AT TIME ZONE $1::text, 'YYYY-MM-DD HH24:MI:SS.FF4') FROM customers",
+                 to_char(updated_at AT TIME ZONE $1::text, 'YYYY-MM-DD HH24:MI:SS.FF4') FROM \
+                 customers",
         fb_sql: "SELECT CAST(ID AS VARCHAR(20)), NOME, EMAIL, CIDADE, ATIVO, \
                  CAST(LIMITE_CREDITO AS VARCHAR(40)), CAST(DATA_NASCIMENTO AS VARCHAR(10)), \
                  REF_EXTERNA, ATRIBUTOS, CAST(ATUALIZADO_EM AS VARCHAR(30)) FROM CLIENTES",

@@ -113,7 +113,8 @@ pub struct Product {
     pub discontinued: bool,
 }
 
-/// An exact decimal with `scale` digits after the point, from an integer amount in units of 10^-scale.
+/// An exact decimal with `scale` digits after the point, from an integer amount in units of
+/// 10^-scale.
 pub fn decimal(amount: i64, scale: u32) -> String {
     let unit = 10_i64.pow(scale);
     let sign = if amount < 0 { "-" } else { "" };

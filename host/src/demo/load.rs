@@ -77,11 +77,31 @@ pub async fn check_schema(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Who writes the outbox rows of the demo's business transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxWrites {
+    /// The application, in each transaction (the default capture mode).
+    Application,
+    /// Nobody in the application: `ponte outbox install` triggers do (or, without them, nobody:
+    /// the baseline of the capture benchmark).
+    Left,
+}
+
 /// Commits `options.changes` business transactions with `options.concurrency` writers, calling
 /// `progress` every 2 s. Stops at the first failed transaction and returns its error.
 pub async fn load(
     pool: &PgPool,
     options: &LoadOptions,
+    progress: impl Fn(LoadProgress) + Send + Sync + 'static,
+) -> anyhow::Result<LoadSummary> {
+    load_with(pool, options, OutboxWrites::Application, progress).await
+}
+
+/// [`load`], with the outbox rows written by `writes`.
+pub async fn load_with(
+    pool: &PgPool,
+    options: &LoadOptions,
+    writes: OutboxWrites,
     progress: impl Fn(LoadProgress) + Send + Sync + 'static,
 ) -> anyhow::Result<LoadSummary> {
     if options.units.is_empty() {
@@ -97,7 +117,12 @@ pub async fn load(
         // Writer i commits its share; the first writers take the remainder.
         let share = options.changes / writers as u64
             + u64::from((index as u64) < options.changes % writers as u64);
-        let mut writer = Writer::new(index, options.seed, Arc::clone(&units));
+        let mut writer = Writer::new(
+            index,
+            options.seed,
+            Arc::clone(&units),
+            writes == OutboxWrites::Application,
+        );
         let pool = pool.clone();
         let counters = Arc::clone(&counters);
         tasks.spawn(async move {

@@ -25,7 +25,9 @@ use clap::Subcommand;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
-pub use load::{check_schema, load, LoadOptions, LoadProgress, LoadSummary};
+pub use load::{
+    check_schema, load, load_with, LoadOptions, LoadProgress, LoadSummary, OutboxWrites,
+};
 pub use report::{TableReport, UnitReport, VerifyReport};
 pub use verify::{table_timezone, verify, DEFAULT_TIMEZONE};
 
@@ -51,6 +53,9 @@ pub enum DemoCommand {
         /// Seed of the random choices (same seed, same data).
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Write no outbox rows: the tables are captured by `ponte outbox install` triggers.
+        #[arg(long)]
+        without_outbox: bool,
     },
     /// Compare each unit's Firebird rows with what PostgreSQL says it must hold; exits non-zero
     /// when any unit differs or cannot be read.
@@ -103,6 +108,7 @@ pub async fn run_command(cmd: DemoCommand, config: &Config) -> anyhow::Result<()
             units,
             concurrency,
             seed,
+            without_outbox,
         } => {
             let units: Vec<i32> = select_units(config, units.as_deref())?
                 .iter()
@@ -110,7 +116,8 @@ pub async fn run_command(cmd: DemoCommand, config: &Config) -> anyhow::Result<()
                 .collect();
             let pool = connect_pg(config, concurrency.clamp(1, 64) as u32).await?;
             println!(
-                "demo load: {changes} transactions for {} units, {concurrency} writers, seed {seed}",
+                "demo load: {changes} transactions for {} units, {concurrency} writers, seed \
+                 {seed}",
                 units.len()
             );
             let options = LoadOptions {
@@ -119,16 +126,24 @@ pub async fn run_command(cmd: DemoCommand, config: &Config) -> anyhow::Result<()
                 concurrency,
                 seed,
             };
-            let summary = load(&pool, &options, |p| {
-                println!(
-                    "demo load: {}/{} transactions, {} outbox rows, {:.0} tx/s",
-                    p.transactions,
-                    p.total,
-                    p.outbox_rows,
-                    p.transactions as f64 / p.elapsed.as_secs_f64().max(0.001)
-                );
+            let writes = if without_outbox {
+                OutboxWrites::Left
+            } else {
+                OutboxWrites::Application
+            };
+            // A bar on a terminal, JSON lines on stderr otherwise; the summary stays on stdout.
+            let task = crate::progress::Progress::new().task(
+                "demo load",
+                "transactions",
+                Some(options.changes),
+            );
+            let shown = task.clone();
+            let summary = load_with(&pool, &options, writes, move |p| {
+                shown.message(&format!("{} outbox rows", p.outbox_rows));
+                shown.set(p.transactions);
             })
             .await?;
+            task.finish(&format!("{} outbox rows", summary.outbox_rows));
             let kinds: Vec<String> = summary
                 .kinds
                 .iter()

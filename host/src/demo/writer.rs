@@ -76,13 +76,15 @@ pub struct Writer {
     products: Vec<Owned<Product>>,
     orders: Vec<Order>,
     products_made: u64,
+    /// Whether the writer inserts the outbox rows itself (false: triggers do, or nobody).
+    writes_outbox: bool,
     /// Committed transactions per kind.
     pub kinds: BTreeMap<&'static str, u64>,
 }
 
 impl Writer {
     /// Writer `index` of a load seeded with `seed`.
-    pub fn new(index: usize, seed: u64, units: Arc<Vec<i32>>) -> Writer {
+    pub fn new(index: usize, seed: u64, units: Arc<Vec<i32>>, writes_outbox: bool) -> Writer {
         let mixed = seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Writer {
             index,
@@ -92,8 +94,24 @@ impl Writer {
             products: Vec::new(),
             orders: Vec::new(),
             products_made: 0,
+            writes_outbox,
             kinds: BTreeMap::new(),
         }
+    }
+
+    /// The outbox rows of one statement, unless the application leaves them to triggers.
+    async fn outbox(
+        &self,
+        tx: &mut app::Tx<'_>,
+        units: &[i32],
+        table: &str,
+        op: &str,
+        payloads: &[String],
+    ) -> sqlx::Result<u64> {
+        if !self.writes_outbox {
+            return Ok(0);
+        }
+        app::outbox(tx, units, table, op, payloads).await
     }
 
     fn choose(&mut self) -> Kind {
@@ -153,7 +171,9 @@ impl Writer {
                 let c = data::customer(&mut self.rng);
                 let id = app::next_id(&mut tx).await?;
                 let image = app::write_customer(&mut tx, id, &c, true).await?;
-                rows += app::outbox(&mut tx, &all, "customers", "I", &[image]).await?;
+                rows += self
+                    .outbox(&mut tx, &all, "customers", "I", &[image])
+                    .await?;
                 commit_state = Some(Box::new(move |w| {
                     w.customers.push(Owned {
                         id,
@@ -169,7 +189,9 @@ impl Writer {
                     data::edit_customer(&mut self.rng, &self.customers[i].row),
                 );
                 let image = app::write_customer(&mut tx, id, &c, false).await?;
-                rows += app::outbox(&mut tx, &all, "customers", "U", &[image]).await?;
+                rows += self
+                    .outbox(&mut tx, &all, "customers", "U", &[image])
+                    .await?;
                 commit_state = Some(Box::new(move |w| w.customers[i].row = c));
             }
             Kind::DeleteCustomer | Kind::DeleteProduct => {
@@ -188,7 +210,7 @@ impl Writer {
                     bail!("no unreferenced row to delete")
                 };
                 let image = app::delete_by_id(&mut tx, table, id).await?;
-                rows += app::outbox(&mut tx, &all, table, "D", &[image]).await?;
+                rows += self.outbox(&mut tx, &all, table, "D", &[image]).await?;
                 commit_state = Some(Box::new(move |w| {
                     if table == "customers" {
                         w.customers.swap_remove(i);
@@ -212,14 +234,15 @@ impl Writer {
                     )
                 };
                 let image = app::write_product(&mut tx, id, &p, insert).await?;
-                rows += app::outbox(
-                    &mut tx,
-                    &all,
-                    "products",
-                    if insert { "I" } else { "U" },
-                    &[image],
-                )
-                .await?;
+                rows += self
+                    .outbox(
+                        &mut tx,
+                        &all,
+                        "products",
+                        if insert { "I" } else { "U" },
+                        &[image],
+                    )
+                    .await?;
                 commit_state = Some(Box::new(move |w| {
                     if insert {
                         w.products.push(Owned {
@@ -262,8 +285,12 @@ impl Writer {
                 };
                 let image = app::insert_order(&mut tx, &order).await?;
                 let items = app::insert_lines(&mut tx, id, &lines).await?;
-                rows += app::outbox(&mut tx, &[unit], "orders", "I", &[image]).await?;
-                rows += app::outbox(&mut tx, &[unit], "order_items", "I", &items).await?;
+                rows += self
+                    .outbox(&mut tx, &[unit], "orders", "I", &[image])
+                    .await?;
+                rows += self
+                    .outbox(&mut tx, &[unit], "order_items", "I", &items)
+                    .await?;
                 commit_state = Some(Box::new(move |w| {
                     w.customers[ci].refs += 1;
                     for l in &lines {
@@ -284,7 +311,9 @@ impl Writer {
                 let (id, unit) = (self.orders[oi].id, self.orders[oi].unit);
                 let (status, notes) = (data::status(&mut self.rng), data::notes(&mut self.rng));
                 let image = app::update_order(&mut tx, id, status, &notes).await?;
-                rows += app::outbox(&mut tx, &[unit], "orders", "U", &[image]).await?;
+                rows += self
+                    .outbox(&mut tx, &[unit], "orders", "U", &[image])
+                    .await?;
             }
             Kind::EditItem | Kind::DeleteItem => {
                 let min = if kind == Kind::EditItem { 1 } else { 2 };
@@ -305,8 +334,12 @@ impl Writer {
                     (gone.pop().context("the line to delete was not found")?, "D")
                 };
                 let order = app::retotal_order(&mut tx, id).await?;
-                rows += app::outbox(&mut tx, &[unit], "order_items", op, &[item]).await?;
-                rows += app::outbox(&mut tx, &[unit], "orders", "U", &[order]).await?;
+                rows += self
+                    .outbox(&mut tx, &[unit], "order_items", op, &[item])
+                    .await?;
+                rows += self
+                    .outbox(&mut tx, &[unit], "orders", "U", &[order])
+                    .await?;
                 commit_state = Some(Box::new(move |w| {
                     if op == "U" {
                         w.orders[oi].lines[li] = line;
@@ -323,8 +356,12 @@ impl Writer {
                 let (id, unit) = (self.orders[oi].id, self.orders[oi].unit);
                 let items = app::delete_lines(&mut tx, id, None).await?;
                 let order = app::delete_by_id(&mut tx, "orders", id).await?;
-                rows += app::outbox(&mut tx, &[unit], "order_items", "D", &items).await?;
-                rows += app::outbox(&mut tx, &[unit], "orders", "D", &[order]).await?;
+                rows += self
+                    .outbox(&mut tx, &[unit], "order_items", "D", &items)
+                    .await?;
+                rows += self
+                    .outbox(&mut tx, &[unit], "orders", "D", &[order])
+                    .await?;
                 commit_state = Some(Box::new(move |w| {
                     let o = w.orders.swap_remove(oi);
                     if let Some(c) = w.customers.iter_mut().find(|c| c.id == o.customer_id) {

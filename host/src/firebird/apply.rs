@@ -12,9 +12,11 @@ use rsfbclient::prelude::*;
 use rsfbclient::{FbError, SqlType};
 
 use super::block::{blockable, contexts, message_bytes, substitute, Block};
+use super::charset::{self, TextColumns};
 use super::connect::FbConn;
 use super::error::{classify, FbFailure, FbFailureKind};
-use super::lookup::{flag_host_write, ledger_lookup, row_versions};
+use super::generator::{raise_generators, Generators};
+use super::lookup::{flag_host_write, ledger_lookup, row_versions, HostWrite};
 use crate::model::{Op, Output, Value};
 
 /// Name of the transaction context variable set while the host writes; capture triggers skip it.
@@ -74,14 +76,46 @@ pub struct BatchError {
     pub failure: FbFailure,
 }
 
+/// Why a batch was not applied on a connection whose unit's triggers changed since it last
+/// applied (PONTE_TRIGGER_EPOCH): it must reconnect and apply the batch again.
+pub const TRIGGERS_CHANGED: &str = "the unit's triggers changed since this connection prepared \
+     its statements (ponte unit-triggers guard/unguard); reconnect and apply again";
+
+impl BatchError {
+    /// Whether the batch must be re-applied on a new connection (nothing was written).
+    pub fn needs_new_connection(&self) -> bool {
+        self.index.is_none() && self.failure.message == TRIGGERS_CHANGED
+    }
+}
+
 /// Applies `batch` in one transaction and commits. On error everything is rolled back. The batch
 /// first runs packed into EXECUTE BLOCKs; if that fails, it is re-run statement by statement, so
 /// an error names the message at fault and a packing problem can never stall a unit.
+/// A text value its column's charset cannot hold fails its change before anything is written,
+/// naming table, column and value (`charset`).
 pub fn apply_batch(conn: &mut FbConn, batch: &[Prepared]) -> Result<Vec<BatchOutcome>, BatchError> {
-    match in_transaction(conn, |c| run(c, batch, Mode::Blocks)) {
-        Err(e) => {
+    apply_batch_with(
+        conn,
+        batch,
+        &Generators::default(),
+        &mut TextColumns::default(),
+    )
+}
+
+/// [`apply_batch`], also raising the legacy key `generators` past the ids the batch writes;
+/// `columns` caches the unit's text column charsets across batches of one connection.
+pub fn apply_batch_with(
+    conn: &mut FbConn,
+    batch: &[Prepared],
+    generators: &Generators,
+    columns: &mut TextColumns,
+) -> Result<Vec<BatchOutcome>, BatchError> {
+    match in_transaction(conn, |c| run(c, batch, Mode::Blocks, generators, columns)) {
+        Err(e) if !e.needs_new_connection() => {
             tracing::info!(error = %e, "Packed apply failed; re-running statement by statement to find the change at fault.");
-            in_transaction(conn, |c| run(c, batch, Mode::Statements))
+            in_transaction(conn, |c| {
+                run(c, batch, Mode::Statements, generators, columns)
+            })
         }
         ok => ok,
     }
@@ -127,12 +161,29 @@ fn in_transaction(
     }
 }
 
-fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOutcome>, BatchError> {
+fn run(
+    conn: &mut FbConn,
+    batch: &[Prepared],
+    mode: Mode,
+    generators: &Generators,
+    columns: &mut TextColumns,
+) -> Result<Vec<BatchOutcome>, BatchError> {
     let whole = |e: FbError| BatchError {
         index: None,
         failure: classify(&e),
     };
-    let range = flag_host_write(conn).map_err(whole)?;
+    let range = match flag_host_write(conn).map_err(whole)? {
+        HostWrite::Flagged(range) => range,
+        HostWrite::TriggersChanged => {
+            return Err(BatchError {
+                index: None,
+                failure: FbFailure {
+                    kind: FbFailureKind::Connection,
+                    message: TRIGGERS_CHANGED.into(),
+                },
+            })
+        }
+    };
     let applied = ledger_lookup(conn, batch).map_err(whole)?;
     // Each row's last applied sequence before this batch, and its newest one within it.
     let versions = row_versions(conn, batch).map_err(whole)?;
@@ -166,6 +217,17 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
         } else {
             BatchOutcome::Applied
         };
+        if !stale {
+            if let Some(reason) = charset::misfit(conn, columns, change).map_err(whole)? {
+                return Err(BatchError {
+                    index: Some(i),
+                    failure: FbFailure {
+                        kind: FbFailureKind::Permanent,
+                        message: reason,
+                    },
+                });
+            }
+        }
         let packable = mode == Mode::Blocks
             && change
                 .output
@@ -207,7 +269,14 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
             flush(conn, &mut block).map_err(whole)?;
             in_block = 0;
             if !stale {
-                apply_one(conn, change, range).map_err(fail)?;
+                if let Err(e) = apply_one(conn, change, range) {
+                    let mut failure = fail(e);
+                    if charset::is_transliteration(&failure.failure.message) {
+                        failure.failure.message =
+                            charset::explain(conn, columns, change, &failure.failure.message);
+                    }
+                    return Err(failure);
+                }
             }
             insert_ledger(conn, change, outcome).map_err(|e| ledger_error(e, i))?;
         }
@@ -258,6 +327,7 @@ fn run(conn: &mut FbConn, batch: &[Prepared], mode: Mode) -> Result<Vec<BatchOut
     }
     pack_claims(&mut block, &mut claims);
     flush(conn, &mut block).map_err(whole)?;
+    raise_generators(conn, generators, batch, range).map_err(whole)?;
     Ok(outcomes)
 }
 

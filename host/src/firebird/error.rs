@@ -62,7 +62,9 @@ fn classify_message(code: i32, message: &str) -> FbFailureKind {
     {
         return FbFailureKind::Transient;
     }
-    if has("dynamic sql error") {
+    // A value the connection charset cannot encode (client side, no SQL code) or the server
+    // cannot transliterate into the column: the same value fails every time.
+    if has("dynamic sql error") || has("found param with an invalid") || has("transliterate") {
         return FbFailureKind::Permanent;
     }
     if has("foreign key") || code == -530 {
@@ -135,6 +137,20 @@ mod tests {
             sql(
                 -802,
                 "arithmetic exception, numeric overflow, or string truncation"
+            ),
+            FbFailureKind::Permanent
+        );
+        assert_eq!(
+            classify(&FbError::Other(
+                "Found param with an invalid windows-1252 string: unrepresentable character".into()
+            ))
+            .kind,
+            FbFailureKind::Permanent
+        );
+        assert_eq!(
+            sql(
+                -104,
+                "Cannot transliterate character between character sets"
             ),
             FbFailureKind::Permanent
         );

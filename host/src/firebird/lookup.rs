@@ -16,19 +16,60 @@ const LEDGER_CHUNK: usize = 500;
 /// Row keys per version lookup: one UNION branch (one context) each; a statement holds 256 contexts.
 const VERSION_CHUNK: usize = 200;
 
-/// Sets the host-write flag for this transaction (capture triggers skip flagged writes) and
-/// returns this unit's id range `[low, high)` when id ranges are installed (SYNC_CAPTURE_INFO,
-/// docs/upstream.md): only ids inside it may raise INDICE, so an id from PostgreSQL or another
-/// unit never pushes the local allocator into someone else's range. One round trip for both.
-pub(super) fn flag_host_write(conn: &mut FbConn) -> Result<Option<(i64, i64)>, FbError> {
-    let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn.query_first(
+/// Session variable holding the trigger epoch a connection last saw (PONTE_TRIGGER_EPOCH).
+const SEEN_EPOCH: &str = "PONTE_TRIGGER_EPOCH";
+
+/// What the first statement of an apply transaction found.
+pub(super) enum HostWrite {
+    /// Flagged; this unit's id range `[low, high)` when id ranges are installed.
+    Flagged(Option<(i64, i64)>),
+    /// A trigger of the unit changed since this connection last applied: its cached statements
+    /// would run the old trigger bodies, so nothing may be written on it.
+    TriggersChanged,
+}
+
+/// Sets the host-write flag for this transaction (capture triggers and guarded legacy triggers
+/// skip flagged writes), locks the trigger epoch row and returns this unit's id range when id
+/// ranges are installed (SYNC_CAPTURE_INFO, docs/upstream.md): only ids inside it may raise
+/// INDICE, so an id from PostgreSQL or another unit never pushes the local allocator into
+/// someone else's range. One round trip for all three. The lock makes `unit-triggers guard`
+/// wait for the batch in flight, and a raised epoch means the guard committed since this
+/// connection's statements were prepared (migrations/firebird/0004_trigger_epoch.sql).
+pub(super) fn flag_host_write(conn: &mut FbConn) -> Result<HostWrite, FbError> {
+    type Row = (i64, Option<String>, Option<i64>, Option<i64>, Option<i64>);
+    let row: Option<Row> = conn.query_first(
         &format!(
-            "SELECT FIRST 1 RDB$SET_CONTEXT('USER_TRANSACTION', '{HOST_WRITE_FLAG}', '1'), I.ID_LOW, I.ID_HIGH \
-             FROM RDB$DATABASE LEFT JOIN SYNC_CAPTURE_INFO I ON I.ID_LOW IS NOT NULL"
+            "SELECT E.EPOCH, RDB$GET_CONTEXT('USER_SESSION', '{SEEN_EPOCH}'), \
+             RDB$SET_CONTEXT('USER_TRANSACTION', '{HOST_WRITE_FLAG}', '1'), \
+             (SELECT FIRST 1 I.ID_LOW FROM SYNC_CAPTURE_INFO I WHERE I.ID_LOW IS NOT NULL), \
+             (SELECT FIRST 1 I.ID_HIGH FROM SYNC_CAPTURE_INFO I WHERE I.ID_LOW IS NOT NULL) \
+             FROM PONTE_TRIGGER_EPOCH E WHERE E.ID = 1 WITH LOCK"
         ),
         (),
     )?;
-    Ok(row.and_then(|(_, low, high)| Some((low?, high?))))
+    let Some((epoch, seen, _, low, high)) = row else {
+        return Err(FbError::Other(
+            "the unit's PONTE_TRIGGER_EPOCH row (ID = 1) is missing, so the host cannot tell \
+             whether its triggers changed; restore it with INSERT INTO PONTE_TRIGGER_EPOCH \
+             (ID, EPOCH) VALUES (1, 0)"
+                .into(),
+        ));
+    };
+    let range = low.zip(high);
+    match seen.map(|s| s.trim().parse::<i64>()) {
+        Some(Ok(seen)) if seen == epoch => Ok(HostWrite::Flagged(range)),
+        Some(_) => Ok(HostWrite::TriggersChanged),
+        None => {
+            // This connection's first apply: nothing it prepared before wrote a unit table.
+            let _: Option<(i64,)> = conn.query_first(
+                &format!(
+                    "SELECT RDB$SET_CONTEXT('USER_SESSION', '{SEEN_EPOCH}', ?) FROM RDB$DATABASE"
+                ),
+                (epoch.to_string(),),
+            )?;
+            Ok(HostWrite::Flagged(range))
+        }
+    }
 }
 
 /// Which of the batch's correlation ids are already in the ledger.

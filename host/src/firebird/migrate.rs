@@ -19,6 +19,16 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "capture",
         include_str!("../../../migrations/firebird/0002_capture.sql"),
     ),
+    (
+        3,
+        "legacy",
+        include_str!("../../../migrations/firebird/0003_legacy.sql"),
+    ),
+    (
+        4,
+        "trigger_epoch",
+        include_str!("../../../migrations/firebird/0004_trigger_epoch.sql"),
+    ),
 ];
 
 /// Brings one unit database up to date; returns the versions applied now.

@@ -4,16 +4,22 @@
 
 mod apply;
 mod block;
+mod charset;
 mod connect;
 mod error;
+mod generator;
 mod lookup;
 mod migrate;
 mod schema;
 mod worker;
 
-pub use apply::{apply_batch, BatchError, BatchOutcome, Prepared, HOST_WRITE_FLAG};
+pub use apply::{
+    apply_batch, apply_batch_with, BatchError, BatchOutcome, Prepared, HOST_WRITE_FLAG,
+};
+pub use charset::{holds, holds_everything, Held, TextColumns};
 pub use connect::{connect, Database, FbConn};
 pub use error::{classify, FbFailure, FbFailureKind};
+pub use generator::{raise_sql, Generators};
 pub use migrate::{migrate_unit, split_script};
 pub use schema::{compile_check, table_columns, Column};
 pub use worker::{FbSession, FbWorker, WorkerError};

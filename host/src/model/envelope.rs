@@ -69,6 +69,10 @@ pub struct UpstreamEnvelope {
     /// The unit's wall-clock change time, `YYYY-MM-DD HH:MM:SS.ffff` (zone: `[upstream]
     /// unit_timezone`).
     pub changed_at: String,
+    /// The same instant in UTC (RFC 3339), from the unit's own clock at read time, for the
+    /// upstream lag (absent from older publishers).
+    #[serde(default)]
+    pub changed_at_utc: Option<String>,
     /// The row image keyed by Firebird column (I/U), or the key columns only (D).
     pub payload: serde_json::Value,
 }

@@ -3,10 +3,12 @@
 
 mod change;
 mod envelope;
+mod own_tables;
 mod statement;
 
 pub use change::{Change, Direction, Op};
 pub use envelope::{
     correlation_id, Envelope, UpstreamEnvelope, ENVELOPE_VERSION, UPSTREAM_VERSION,
 };
+pub use own_tables::{is_own_table, own_table_refusal};
 pub use statement::{IdClaim, Output, Statement, Value};

@@ -1,39 +1,21 @@
 //! `ponte dlq`: inspect and replay dead letters. Messages are browsed with basic.get and returned
 //! to the queue untouched (the channel closes without acking them); a replay republishes the
-//! original body to its original routing key with a routed confirm and only then acks the dead copy,
-//! so a replay can neither lose nor duplicate an effect (the unit's ledger absorbs repeats).
-//! Outbox rows the relay marked `dead` are requeued with `requeue-outbox`.
+//! original message to its original routing key with a routed confirm and only then acks the dead
+//! copy, so a replay can neither lose nor duplicate an effect (the unit's ledger absorbs repeats).
+//! Headers are read and stripped by the one dead-letter reader (`amqp::deadletter`). Outbox rows
+//! the relay marked `dead` are requeued with `requeue-outbox`.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties};
 
-use crate::amqp::with_timeout;
+use crate::amqp::deadletter::original_properties;
+use crate::amqp::{settle, with_timeout};
 use crate::config::Config;
 
-/// One dead letter as shown to an operator.
-#[derive(Debug, Clone)]
-pub struct DeadLetterView {
-    /// Position in the dead-letter queue (1-based).
-    pub position: usize,
-    /// message_id (= correlation id).
-    pub correlation_id: String,
-    /// `x-ponte-routing-key` or the broker's original key.
-    pub routing_key: String,
-    /// Unit header.
-    pub unit: String,
-    /// Error class (transform, refused, malformed, firebird, broker).
-    pub class: String,
-    /// The reason.
-    pub reason: String,
-    /// When it was dead-lettered.
-    pub dead_at: String,
-    /// The body (JSON envelope).
-    pub body: String,
-}
+pub use crate::amqp::DeadLetterView;
 
 /// Lists up to `limit` dead letters without removing them.
 pub async fn list(config: &Config, limit: usize) -> anyhow::Result<Vec<DeadLetterView>> {
@@ -43,10 +25,33 @@ pub async fn list(config: &Config, limit: usize) -> anyhow::Result<Vec<DeadLette
         let Some(msg) = get(&channel, config).await? else {
             break;
         };
-        views.push(view(views.len() + 1, &msg.delivery));
+        views.push(DeadLetterView::of(views.len() + 1, &msg.delivery));
     }
     close(conn, channel).await;
     Ok(views)
+}
+
+/// The first dead letter with `correlation_id`, reading the queue one message at a time and
+/// keeping none of the others (the queue may hold millions).
+pub async fn find(config: &Config, correlation_id: &str) -> anyhow::Result<Option<DeadLetterView>> {
+    let (conn, channel) = open(config).await?;
+    let mut position = 0usize;
+    let mut found = None;
+    while let Some(msg) = get(&channel, config).await? {
+        position += 1;
+        let id = msg
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.to_string());
+        if id.as_deref() == Some(correlation_id) {
+            found = Some(DeadLetterView::of(position, &msg.delivery));
+            break;
+        }
+    }
+    close(conn, channel).await;
+    Ok(found)
 }
 
 /// Replays the dead letters whose correlation id is in `ids` (all when `ids` is empty and `all`).
@@ -57,67 +62,50 @@ pub async fn replay(config: &Config, ids: &[String], all: bool) -> anyhow::Resul
     }
     let (conn, channel) = open(config).await?;
     let t = config.amqp.timeout();
-    with_timeout(
-        t,
-        "confirm.select",
-        channel.confirm_select(ConfirmSelectOptions::default()),
-    )
-    .await?;
+    let select = channel.confirm_select(ConfirmSelectOptions::default());
+    with_timeout(t, "confirm.select", select).await?;
     let mut replayed = 0;
     let mut seen = 0usize;
     while let Some(msg) = get(&channel, config).await? {
         seen += 1;
         let d = &msg.delivery;
-        let v = view(seen, d);
+        let v = DeadLetterView::of(seen, d);
         if !(all || ids.contains(&v.correlation_id)) {
             continue;
-        }
-        let mut props = d.properties.clone();
-        if let Some(headers) = props.headers().clone() {
-            let kept: FieldTable = headers
-                .inner()
-                .iter()
-                .filter(|(k, _)| {
-                    !k.as_str().starts_with("x-ponte-")
-                        && !k.as_str().starts_with("x-death")
-                        && !k.as_str().starts_with("x-first-death")
-                        && !k.as_str().starts_with("x-last-death")
-                        && k.as_str() != "x-delivery-count"
-                })
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<std::collections::BTreeMap<_, _>>()
-                .into();
-            props = props.with_headers(kept);
         }
         let options = BasicPublishOptions {
             mandatory: true,
             ..Default::default()
         };
-        let confirm = with_timeout(
-            t,
-            "basic.publish",
-            channel.basic_publish(
-                config.amqp.exchange.as_str().into(),
-                v.routing_key.as_str().into(),
-                options,
-                &d.data,
-                props,
-            ),
-        )
-        .await?;
-        match tokio::time::timeout(t, confirm).await {
-            Ok(Ok(lapin::Confirmation::Ack(None))) => {}
-            other => bail!("replay of {} was not confirmed and routed ({other:?}); it stays in the dead-letter queue", v.correlation_id),
+        let publish = channel.basic_publish(
+            config.amqp.exchange.as_str().into(),
+            v.routing_key.as_str().into(),
+            options,
+            &d.data,
+            original_properties(d),
+        );
+        let confirm = with_timeout(t, "basic.publish", publish).await?;
+        if let Err(e) = settle(confirm, t).await {
+            bail!(
+                "replay of {} was not confirmed and routed ({e}); it stays in the dead-letter \
+                 queue",
+                v.correlation_id
+            );
         }
         with_timeout(t, "basic.ack", d.acker.ack(BasicAckOptions::default())).await?;
-        tracing::info!(correlation_id = %v.correlation_id, routing_key = %v.routing_key, "Dead letter replayed.");
+        tracing::info!(
+            correlation_id = %v.correlation_id,
+            routing_key = %v.routing_key,
+            "Dead letter replayed."
+        );
         replayed += 1;
     }
     close(conn, channel).await;
     Ok(replayed)
 }
 
-/// Puts outbox rows marked `dead` back to pending (after the cause was fixed): by id, by unit, or all.
+/// Puts outbox rows marked `dead` back to pending (after the cause was fixed): by id, by unit,
+/// or all.
 pub async fn requeue_outbox(
     config: &Config,
     id: Option<i64>,
@@ -127,9 +115,10 @@ pub async fn requeue_outbox(
         .await
         .context("connecting to PostgreSQL")?;
     let n = sqlx::query(
-        "UPDATE pg_sync_outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now(), \
-         error_log = 'requeued by operator after: ' || coalesce(error_log, '') \
-         WHERE status = 'dead' AND ($1::bigint IS NULL OR id = $1) AND ($2::int IS NULL OR unit_id = $2)",
+        "UPDATE pg_sync_outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), \
+         updated_at = now(), error_log = 'requeued by operator after: ' || coalesce(error_log, '') \
+         WHERE status = 'dead' AND ($1::bigint IS NULL OR id = $1) AND ($2::int IS NULL OR \
+         unit_id = $2)",
     )
     .bind(id)
     .bind(unit)
@@ -141,13 +130,10 @@ pub async fn requeue_outbox(
 
 async fn open(config: &Config) -> anyhow::Result<(Connection, Channel)> {
     let t = config.amqp.timeout();
-    let conn = with_timeout(
-        t,
-        "connect",
-        Connection::connect(&config.amqp.url, ConnectionProperties::default()),
-    )
-    .await
-    .context("connecting to RabbitMQ")?;
+    let connect = Connection::connect(&config.amqp.url, ConnectionProperties::default());
+    let conn = with_timeout(t, "connect", connect)
+        .await
+        .context("connecting to RabbitMQ")?;
     let channel = with_timeout(t, "channel.open", conn.create_channel()).await?;
     Ok((conn, channel))
 }
@@ -156,59 +142,15 @@ async fn get(
     channel: &Channel,
     config: &Config,
 ) -> anyhow::Result<Option<lapin::message::BasicGetMessage>> {
-    Ok(with_timeout(
-        config.amqp.timeout(),
-        "basic.get",
-        channel.basic_get(
-            config.amqp.dead_queue().into(),
-            BasicGetOptions { no_ack: false },
-        ),
-    )
-    .await?)
+    let get = channel.basic_get(
+        config.amqp.dead_queue().into(),
+        BasicGetOptions { no_ack: false },
+    );
+    Ok(with_timeout(config.amqp.timeout(), "basic.get", get).await?)
 }
 
 /// Closing the channel returns every message we got but did not ack, in order.
 async fn close(conn: Connection, channel: Channel) {
     let _ = tokio::time::timeout(Duration::from_secs(5), channel.close(200, "done".into())).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), conn.close(200, "done".into())).await;
-}
-
-fn view(position: usize, d: &lapin::message::Delivery) -> DeadLetterView {
-    let header = |name: &str| -> String {
-        d.properties
-            .headers()
-            .as_ref()
-            .and_then(|h| h.inner().get(name).cloned())
-            .map(|v| match v {
-                AMQPValue::LongString(s) => s.to_string(),
-                AMQPValue::ShortString(s) => s.to_string(),
-                AMQPValue::LongInt(i) => i.to_string(),
-                AMQPValue::LongLongInt(i) => i.to_string(),
-                other => format!("{other:?}"),
-            })
-            .unwrap_or_default()
-    };
-    let routing_key = match header("x-ponte-routing-key") {
-        k if !k.is_empty() => k,
-        _ => d.routing_key.to_string(),
-    };
-    let class = match header("x-ponte-class") {
-        c if !c.is_empty() => c,
-        _ => "broker (delivery limit or rejected)".to_string(),
-    };
-    DeadLetterView {
-        position,
-        correlation_id: d
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|m| m.to_string())
-            .unwrap_or_default(),
-        routing_key,
-        unit: header("unit"),
-        class,
-        reason: header("x-ponte-reason"),
-        dead_at: header("x-ponte-dead-at"),
-        body: String::from_utf8_lossy(&d.data).to_string(),
-    }
 }

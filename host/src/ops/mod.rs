@@ -4,4 +4,4 @@ pub mod dlq;
 mod migrate;
 pub mod status;
 
-pub use migrate::migrate;
+pub use migrate::{migrate, migrate_with};

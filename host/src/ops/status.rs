@@ -1,6 +1,7 @@
 //! `ponte status`: one screen for an operator at 3 a.m. — outbox backlog and dead rows per unit,
 //! who holds which unit, queue depths (exact, by passive declare), and each unit's Firebird:
-//! reachable or not, ledger size and last applied change.
+//! reachable or not, ledger size and last applied change; then the latest load / repair run and
+//! verify result of each unit.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -30,6 +31,15 @@ pub async fn report(config: &Config) -> anyhow::Result<String> {
         "SELECT count(*) FROM ponte_relay_instance WHERE seen_at > now() - interval '1 minute'",
     )
     .fetch_one(&pool)
+    .await?;
+    let held: Vec<(i32, String, i32, i32, String, Option<String>)> = sqlx::query_as(
+        "SELECT unit_id, flow::text, held, prefetch, reason, \
+             to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' \
+         FROM ponte_consumer_state \
+         WHERE held > 0 AND updated_at > now() - interval '1 minute' \
+         ORDER BY unit_id, flow, held DESC",
+    )
+    .fetch_all(&pool)
     .await?;
     let depths = queue_depths(config).await;
     let units = firebird_health(config).await;
@@ -78,6 +88,21 @@ pub async fn report(config: &Config) -> anyhow::Result<String> {
             fb.last
         );
     }
+    if !held.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nheld back by the consumers (received, not applied yet):"
+        );
+    }
+    for (unit, flow, n, prefetch, reason, since) in held {
+        let state = if n >= prefetch { "STALLED" } else { "held" };
+        let _ = writeln!(
+            out,
+            "{unit:>5}  {flow:<10} {state:<7} {n}/{prefetch} since {}: {reason}",
+            since.unwrap_or_else(|| "?".into())
+        );
+    }
+    out.push_str(&crate::lifecycle::status::section(&pool).await?);
     Ok(out)
 }
 

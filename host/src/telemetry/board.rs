@@ -111,6 +111,15 @@ impl Board {
         self.lock().held.insert((unit, flow), state);
     }
 
+    /// Every consumer's held state.
+    pub fn held_all(&self) -> Vec<((i32, Flow), HeldState)> {
+        self.lock()
+            .held
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
     /// What a unit's consumer holds (default: nothing).
     pub fn held(&self, unit: i32, flow: Flow) -> HeldState {
         self.lock()

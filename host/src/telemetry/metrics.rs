@@ -20,6 +20,8 @@ pub struct Metrics {
     pub relay_batch_seconds: Histogram,
     /// Payload bytes claimed and awaiting confirm.
     pub relay_in_flight_bytes: IntGauge,
+    /// Messages published and awaiting their confirm.
+    pub relay_in_flight: IntGauge,
     /// 1 while claiming is paused by the memory guard.
     pub memory_pressure: IntGauge,
     /// Resident memory of the process.
@@ -29,7 +31,7 @@ pub struct Metrics {
     /// Messages waiting in each unit's queue, sampled.
     pub queue_backlog: IntGaugeVec,
     /// 1 while the broker connection is up.
-    pub amqp_connected: IntGauge,
+    pub amqp_connected: IntGaugeVec,
     /// Messages handled by unit appliers, by unit and outcome (applied, duplicate, stale,
     /// dead, refused).
     pub apply_messages: IntCounterVec,
@@ -53,6 +55,16 @@ pub struct Metrics {
     pub upstream_applied: IntCounterVec,
     /// Conflicts detected, by Firebird table and policy.
     pub upstream_conflicts: IntCounterVec,
+    /// Seconds from a unit's change to its PostgreSQL commit, per change, by origin unit.
+    pub upstream_apply_lag_seconds: HistogramVec,
+    /// Dead letters written, by flow, unit and class.
+    pub dead_letters: IntCounterVec,
+    /// Deliveries a consumer holds back (received, not settled), by flow and unit.
+    pub consumer_held: IntGaugeVec,
+    /// 1 while a consumer holds its whole prefetch (nothing more can arrive), by flow and unit.
+    pub consumer_stalled: IntGaugeVec,
+    /// 1 while the broker blocks the connection (memory or disk alarm), by connection.
+    pub amqp_blocked: IntGaugeVec,
     /// Age of the oldest unpublished SYNC_LOG row, by unit (0 when the log is empty).
     pub upstream_lag_seconds: IntGaugeVec,
 }
@@ -101,8 +113,21 @@ impl Metrics {
             &["unit"],
         )?;
         registry.register(Box::new(apply_lag_seconds.clone()))?;
+        let upstream_apply_lag_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "ponte_upstream_apply_lag_seconds",
+                "A unit's change to its PostgreSQL commit, per change",
+            )
+            .buckets(exponential_buckets(0.001, 2.0, 20)?),
+            &["unit"],
+        )?;
+        registry.register(Box::new(upstream_apply_lag_seconds.clone()))?;
         let outbox_dead = IntCounter::new("ponte_outbox_dead_total", "Outbox rows marked dead")?;
         registry.register(Box::new(outbox_dead.clone()))?;
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Metrics {
             relay_rows: counter_vec(
                 "ponte_relay_rows_total",
@@ -110,6 +135,10 @@ impl Metrics {
                 &["outcome"],
             )?,
             relay_batch_seconds,
+            relay_in_flight: gauge(
+                "ponte_relay_in_flight",
+                "Messages published and awaiting their confirm",
+            )?,
             relay_in_flight_bytes: gauge(
                 "ponte_relay_in_flight_bytes",
                 "Payload bytes awaiting confirm",
@@ -129,7 +158,11 @@ impl Metrics {
                 "Messages ready in a unit queue",
                 &["unit"],
             )?,
-            amqp_connected: gauge("ponte_amqp_connected", "1 while connected to the broker")?,
+            amqp_connected: gauge_vec(
+                "ponte_amqp_connected",
+                "1 while the connection (publish or consume) is up",
+                &["connection"],
+            )?,
             apply_messages: counter_vec(
                 "ponte_apply_messages_total",
                 "Messages by unit and outcome",
@@ -168,6 +201,27 @@ impl Metrics {
                 "Upstream conflicts",
                 &["table", "policy"],
             )?,
+            upstream_apply_lag_seconds,
+            dead_letters: counter_vec(
+                "ponte_dead_letters_total",
+                "Dead letters written, by flow, unit and class",
+                &["flow", "unit", "class"],
+            )?,
+            consumer_held: gauge_vec(
+                "ponte_consumer_held",
+                "Deliveries held back (received, not settled)",
+                &["flow", "unit"],
+            )?,
+            consumer_stalled: gauge_vec(
+                "ponte_consumer_stalled",
+                "1 while a consumer holds its whole prefetch",
+                &["flow", "unit"],
+            )?,
+            amqp_blocked: gauge_vec(
+                "ponte_amqp_blocked",
+                "1 while the broker blocks the connection (alarm)",
+                &["connection"],
+            )?,
             upstream_lag_seconds: gauge_vec(
                 "ponte_upstream_lag_seconds",
                 "Oldest unpublished SYNC_LOG row",
@@ -190,9 +244,37 @@ impl Metrics {
     }
 }
 
-/// Resident set size from /proc/self/statm (Linux); None elsewhere.
+/// Resident set size (`VmRSS` of /proc/self/status, Linux; None elsewhere): in kB there, so
+/// right whatever the page size. The exported process metrics come from prometheus'
+/// process collector (`process_resident_memory_bytes`, `process_cpu_seconds_total`, ...).
 pub fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_metrics_are_exported() {
+        let metrics = Metrics::new().unwrap_or_else(|e| panic!("metrics: {e}"));
+        let text = metrics.render();
+        for name in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "ponte_memory_rss_bytes",
+        ] {
+            assert!(text.contains(name), "/metrics lacks {name}");
+        }
+        let rss = rss_bytes().unwrap_or(0);
+        assert!(
+            rss > 1024 * 1024,
+            "a running test has more than 1 MiB resident: {rss}"
+        );
+    }
 }

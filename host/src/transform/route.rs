@@ -183,10 +183,12 @@ pub(crate) fn resolve(
 ) -> Result<(Arc<Loaded>, Option<String>), String> {
     let table = &binding.table;
     let candidates: Vec<&Arc<Loaded>> = match &binding.transform {
-        Some(name) => loaded
-            .iter()
-            .filter(|l| l.info.name == *name || file_stem(&l.file) == name)
-            .collect(),
+        // The file named exactly (`NAME.wasm`) serves; only without one, the files whose
+        // `info.name` is NAME (several builds of one transform may sit in the directory).
+        Some(name) => match loaded.iter().find(|l| file_stem(&l.file) == name) {
+            Some(exact) => vec![exact],
+            None => loaded.iter().filter(|l| l.info.name == *name).collect(),
+        },
         None => loaded
             .iter()
             .filter(|l| l.info.tables.iter().any(|t| t.eq_ignore_ascii_case(table)))

@@ -67,9 +67,32 @@ impl Outcome {
     }
 }
 
-/// Applies `env` (translated to `output`) in one transaction.
+/// Applies `env` (translated to `output`) in a transaction of its own.
 pub async fn apply_change(
     pool: &PgPool,
+    target: &Target<'_>,
+    env: &UpstreamEnvelope,
+    output: &Output,
+) -> Result<Outcome, UpstreamError> {
+    let mut tx = pool.begin().await?;
+    begin_applying(&mut tx).await?;
+    let outcome = apply_in(&mut tx, target, env, output).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Marks the transaction as ponte's own apply, so the capture triggers do not echo it.
+pub async fn begin_applying(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SET LOCAL ponte.applying = 'on'")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Applies `env` inside the caller's transaction (which [`begin_applying`] marked); the
+/// caller commits. A batch of changes shares one transaction, each change in a savepoint.
+pub async fn apply_in(
+    tx: &mut PgConnection,
     target: &Target<'_>,
     env: &UpstreamEnvelope,
     output: &Output,
@@ -91,29 +114,25 @@ pub async fn apply_change(
             t.key.len()
         )));
     }
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL ponte.applying = 'on'")
-        .execute(&mut *tx)
-        .await?;
     let seen: Option<i32> =
         sqlx::query_scalar("SELECT 1 FROM ponte_inbox WHERE correlation_id = $1")
             .bind(correlation)
             .fetch_optional(&mut *tx)
             .await?;
     if seen.is_some() {
-        tx.rollback().await?;
         return Ok(Outcome::Duplicate);
     }
-    let last: Option<i64> =
-        sqlx::query_scalar("SELECT log_id FROM ponte_upstream_row WHERE unit_id = $1 AND table_name = $2 AND row_key = $3")
-            .bind(env.unit)
-            .bind(target.fb_table)
-            .bind(&env.row_key)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let last: Option<i64> = sqlx::query_scalar(
+        "SELECT log_id FROM ponte_upstream_row \
+             WHERE unit_id = $1 AND table_name = $2 AND row_key = $3",
+    )
+    .bind(env.unit)
+    .bind(target.fb_table)
+    .bind(&env.row_key)
+    .fetch_optional(&mut *tx)
+    .await?;
     if last.is_some_and(|l| l >= env.log_id) {
-        record(&mut tx, correlation, target, env, Outcome::Stale).await?;
-        tx.commit().await?;
+        record(tx, correlation, target, env, Outcome::Stale).await?;
         return Ok(Outcome::Stale);
     }
 
@@ -129,12 +148,12 @@ pub async fn apply_change(
     // The lock orders this change after any PG transaction writing the row, so the outbox row
     // that transaction wrote is visible to the conflict check below.
     let before = row_image(
-        &mut tx,
+        tx,
         &format!("SELECT to_jsonb(t) FROM {pg} t WHERE {cond} FOR UPDATE"),
         &keys,
     )
     .await?;
-    let latest = latest_sent(&mut tx, t, env.unit, &keys).await?;
+    let latest = latest_sent(tx, t, env.unit, &keys).await?;
     let conflict = latest.filter(|(seq, _)| Some(*seq) > env.base_seq);
     // PostgreSQL's change already overwrote the unit's at the unit before capture read the row:
     // the image is PostgreSQL's, so whatever the policy, PostgreSQL's state is what remains.
@@ -147,7 +166,8 @@ pub async fn apply_change(
         (Some(_), ConflictPolicy::Manual) => Outcome::Parked,
         (Some((_, pg_at)), ConflictPolicy::LastWriterWins) => {
             let unit_newer: bool = sqlx::query_scalar(
-                "SELECT (CAST($1 AS timestamp) AT TIME ZONE $2) > COALESCE(CAST($3::jsonb ->> $4 AS timestamptz), $5)",
+                "SELECT (CAST($1 AS timestamp) AT TIME ZONE $2) > COALESCE(CAST($3::jsonb ->> $4 \
+                 AS timestamptz), $5)",
             )
             .bind(&env.changed_at)
             .bind(target.unit_timezone)
@@ -194,7 +214,7 @@ pub async fn apply_change(
             Some(before.clone().unwrap_or_else(|| key_object(t, &keys)))
         } else {
             row_image(
-                &mut tx,
+                tx,
                 &format!("SELECT to_jsonb(t) FROM {pg} t WHERE {cond}"),
                 &keys,
             )
@@ -210,7 +230,8 @@ pub async fn apply_change(
             Fanout::None => Vec::new(),
         };
         if let (Some(image), true) = (image, target.downstream_ok) {
-            let sql = "INSERT INTO pg_sync_outbox (unit_id, table_name, operation, payload, origin_unit) \
+            let sql = "INSERT INTO pg_sync_outbox \
+                       (unit_id, table_name, operation, payload, origin_unit) \
                        SELECT u, $2, $3, $4, $5 FROM unnest($1::int[]) AS u";
             let op = &env.op;
             if !others.is_empty() {
@@ -242,9 +263,11 @@ pub async fn apply_change(
             _ => ("pg_kept", "resolved"),
         };
         sqlx::query(
-            "INSERT INTO ponte_conflict (correlation_id, unit_id, fb_table, pg_table, row_key, operation, policy, \
+            "INSERT INTO ponte_conflict (correlation_id, unit_id, fb_table, pg_table, row_key, \
+             operation, policy, \
              resolution, status, base_seq, pg_seq, unit_changed_at, unit_image, pg_image) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, (CAST($12 AS timestamp) AT TIME ZONE $13), $14, $15)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, (CAST($12 AS timestamp) AT \
+             TIME ZONE $13), $14, $15)",
         )
         .bind(correlation)
         .bind(env.unit)
@@ -264,10 +287,12 @@ pub async fn apply_change(
         .execute(&mut *tx)
         .await?;
     }
-    record(&mut tx, correlation, target, env, outcome).await?;
+    record(tx, correlation, target, env, outcome).await?;
     sqlx::query(
-        "INSERT INTO ponte_upstream_row (unit_id, table_name, row_key, log_id) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (unit_id, table_name, row_key) DO UPDATE SET log_id = EXCLUDED.log_id, updated_at = now()",
+        "INSERT INTO ponte_upstream_row (unit_id, table_name, row_key, log_id) VALUES ($1, $2, \
+         $3, $4) \
+         ON CONFLICT (unit_id, table_name, row_key) DO UPDATE SET log_id = EXCLUDED.log_id, \
+         updated_at = now()",
     )
     .bind(env.unit)
     .bind(target.fb_table)
@@ -275,7 +300,6 @@ pub async fn apply_change(
     .bind(env.log_id)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(outcome)
 }
 
@@ -314,7 +338,8 @@ async fn row_image(
     Ok(q.fetch_optional(conn).await?.map(|j| j.0))
 }
 
-/// The newest outbox row PostgreSQL wrote for `unit` and this row: (id, created_at).
+/// The newest outbox row PostgreSQL wrote for `unit` and this row that may have reached it:
+/// (id, created_at). A `dead` row never reached the unit, so it is no base for a conflict.
 async fn latest_sent(
     conn: &mut PgConnection,
     t: &UpstreamTable,
@@ -329,7 +354,7 @@ async fn latest_sent(
         .collect();
     let sql = format!(
         "SELECT id, created_at FROM pg_sync_outbox WHERE table_name = $1 AND unit_id = $2 AND {} \
-         ORDER BY id DESC LIMIT 1",
+         AND status <> 'dead' ORDER BY id DESC LIMIT 1",
         cond.join(" AND ")
     );
     let mut q = sqlx::query(&sql).bind(t.downstream()).bind(unit);

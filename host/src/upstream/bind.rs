@@ -60,13 +60,16 @@ pub fn bind_all<'q>(
             Value::Null => query.bind(None::<String>),
             Value::Int(v) => query.bind(*v),
             Value::Float(v) => query.bind(*v),
-            Value::Decimal(s) | Value::Text(s) | Value::Date(s) | Value::Time(s) | Value::Timestamp(s) => {
-                query.bind(s.clone())
-            }
+            Value::Decimal(s)
+            | Value::Text(s)
+            | Value::Date(s)
+            | Value::Time(s)
+            | Value::Timestamp(s) => query.bind(s.clone()),
             Value::Blob(b) => query.bind(b.clone()),
             Value::NewId(key) => {
                 return Err(UpstreamError::Refused(format!(
-                    "new-id placeholder `{key}` is Firebird-only; an upstream statement must carry its ids"
+                    "new-id placeholder `{key}` is Firebird-only; an upstream statement must \
+                     carry its ids"
                 )))
             }
         };

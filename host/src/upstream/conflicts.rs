@@ -48,8 +48,10 @@ pub async fn list_conflicts(
     limit: i64,
 ) -> Result<Vec<ConflictRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, correlation_id, unit_id, fb_table, pg_table, row_key, operation::text AS operation, policy, \
-         resolution, status, base_seq, pg_seq, unit_image, pg_image, detected_at FROM ponte_conflict \
+        "SELECT id, correlation_id, unit_id, fb_table, pg_table, row_key, operation::text AS \
+         operation, policy, \
+         resolution, status, base_seq, pg_seq, unit_image, pg_image, detected_at FROM \
+         ponte_conflict \
          WHERE $1 OR status = 'open' ORDER BY id DESC LIMIT $2",
     )
     .bind(all)

@@ -10,13 +10,11 @@ mod bind;
 mod conflicts;
 mod consume;
 mod prepare;
-mod topology;
 
-pub use apply::{apply_change, Outcome, Target};
+pub use apply::{apply_change, apply_in, begin_applying, Outcome, Target};
 pub use bind::numbered;
 pub use conflicts::{list_conflicts, print_conflicts, ConflictRow};
 pub use consume::PgApplier;
-pub use topology::declare_upstream_queue;
 
 /// Why an upstream change could not be applied now.
 #[derive(Debug, thiserror::Error)]

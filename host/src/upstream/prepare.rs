@@ -5,6 +5,7 @@
 use sqlx::PgPool;
 
 use super::UpstreamError;
+use crate::amqp::DeadClass;
 use crate::config::Config;
 use crate::model::{Change, Direction, Op, Output};
 use crate::model::{UpstreamEnvelope, UPSTREAM_VERSION};
@@ -15,7 +16,7 @@ pub(super) enum Verdict {
     /// Translated; apply it.
     Ready(Box<(UpstreamEnvelope, Output)>),
     /// Never applicable as it is: dead-letter with this class and reason.
-    Dead(&'static str, String),
+    Dead(DeadClass, String),
     /// Not applicable yet (no transform serves its table): retry later, the queue waits.
     Wait(String),
 }
@@ -24,11 +25,16 @@ pub(super) enum Verdict {
 pub(super) fn prepare(body: &[u8], config: &Config, registry: &TransformRegistry) -> Verdict {
     let env: UpstreamEnvelope = match serde_json::from_slice(body) {
         Ok(env) => env,
-        Err(e) => return Verdict::Dead("malformed", format!("not an upstream envelope: {e}")),
+        Err(e) => {
+            return Verdict::Dead(
+                DeadClass::Malformed,
+                format!("not an upstream envelope: {e}"),
+            )
+        }
     };
     if env.v != UPSTREAM_VERSION {
         return Verdict::Dead(
-            "malformed",
+            DeadClass::Malformed,
             format!(
                 "upstream envelope version {} (expected {UPSTREAM_VERSION})",
                 env.v
@@ -37,13 +43,13 @@ pub(super) fn prepare(body: &[u8], config: &Config, registry: &TransformRegistry
     }
     let Some(op) = Op::from_code(&env.op) else {
         return Verdict::Dead(
-            "malformed",
+            DeadClass::Malformed,
             format!("operation `{}` is not I, U or D", env.op),
         );
     };
     let Some(table) = config.upstream.tables.get(&env.table) else {
         return Verdict::Dead(
-            "refused",
+            DeadClass::Refused,
             format!(
                 "table `{}` is not in [upstream.tables] on this host",
                 env.table
@@ -51,7 +57,7 @@ pub(super) fn prepare(body: &[u8], config: &Config, registry: &TransformRegistry
         );
     };
     if !env.payload.is_object() {
-        return Verdict::Dead("malformed", "payload is not a JSON object".into());
+        return Verdict::Dead(DeadClass::Malformed, "payload is not a JSON object".into());
     }
     let change = Change {
         table: env.table.clone(),
@@ -69,7 +75,7 @@ pub(super) fn prepare(body: &[u8], config: &Config, registry: &TransformRegistry
     {
         Ok(output) => Verdict::Ready(Box::new((env, output))),
         Err(e) if e.is_not_ready() => Verdict::Wait(e.to_string()),
-        Err(e) => Verdict::Dead("transform", e.to_string()),
+        Err(e) => Verdict::Dead(DeadClass::Transform, e.to_string()),
     }
 }
 
@@ -83,7 +89,8 @@ pub(super) async fn key_types(
     for column in key {
         let ty: Option<String> = sqlx::query_scalar(
             "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
-             WHERE a.attrelid = CAST($1 AS regclass) AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+             WHERE a.attrelid = CAST($1 AS regclass) AND a.attname = $2 AND a.attnum > 0 AND NOT \
+             a.attisdropped",
         )
         .bind(table)
         .bind(column)

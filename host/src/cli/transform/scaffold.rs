@@ -6,18 +6,14 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 /// The template files: (path inside the new crate, contents, whether `{{name}}` is filled in).
-/// Only the manifest has placeholders (the code takes its name from `CARGO_PKG_NAME`); the
-/// `.tmpl` is copied too because the template's own test compares the two.
+/// Only the manifest has placeholders (the code takes its name from `CARGO_PKG_NAME`). The
+/// `.tmpl` itself stays behind: a new crate holds no placeholder (the test below checks that the
+/// template's own Cargo.toml is the `.tmpl` filled in with `template`).
 const TEMPLATE: &[(&str, &str, bool)] = &[
     (
         "Cargo.toml",
         include_str!("../../../../transforms/template/Cargo.toml.tmpl"),
         true,
-    ),
-    (
-        "Cargo.toml.tmpl",
-        include_str!("../../../../transforms/template/Cargo.toml.tmpl"),
-        false,
     ),
     (
         "src/lib.rs",
@@ -174,6 +170,11 @@ mod tests {
             filled && manifest.contains("name = \"{{name}}\""),
             "{manifest}"
         );
+        assert_eq!(
+            fill(manifest, "template"),
+            include_str!("../../../../transforms/template/Cargo.toml"),
+            "transforms/template/Cargo.toml is Cargo.toml.tmpl filled in: regenerate it"
+        );
     }
 
     #[test]
@@ -195,6 +196,14 @@ mod tests {
         );
         assert!(dir.join("stock_moves/src/lib.rs").is_file());
         assert!(dir.join("stock_moves/fixtures/example.json").is_file());
+        assert!(!dir.join("stock_moves/Cargo.toml.tmpl").exists());
+        for (relative, _, _) in TEMPLATE {
+            let text = std::fs::read_to_string(dir.join("stock_moves").join(relative)).unwrap();
+            assert!(
+                !text.contains("{{"),
+                "{relative} keeps a placeholder: {text}"
+            );
+        }
         let ws = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
         assert!(
             ws.contains("\"stock_moves\",") && ws.contains("\"sdk\""),

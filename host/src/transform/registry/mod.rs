@@ -48,6 +48,8 @@ struct Inner {
     routes: RwLock<Arc<Routes>>,
     /// Reload-only state; the lock also serialises reloads.
     files: Mutex<Files>,
+    /// Bumped after every rescan; consumers holding deliveries for a transform watch it.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 /// What readers see, swapped whole by a reload: routing, and the file lists for `status()` (so
@@ -102,6 +104,7 @@ impl TransformRegistry {
                 metrics,
                 routes: RwLock::new(Arc::default()),
                 files: Mutex::new(Files::default()),
+                generation: tokio::sync::watch::channel(0).0,
             }),
         };
         registry.reload();
@@ -123,6 +126,16 @@ impl TransformRegistry {
             table: table.to_string(),
             reason,
         })
+    }
+
+    /// How many rescans have swapped the routes in; changes when a table may route differently.
+    pub fn generation(&self) -> u64 {
+        *self.inner.generation.borrow()
+    }
+
+    /// A receiver that sees every change of [`TransformRegistry::generation`].
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.generation.subscribe()
     }
 
     /// The transforms directory.
@@ -163,6 +176,11 @@ impl TransformRegistry {
                     table: table.clone(),
                     reason: reason.clone(),
                 })
+                .collect(),
+            notes: routes
+                .ambiguous
+                .iter()
+                .map(|(table, note)| format!("{table}: {note}"))
                 .collect(),
         }
     }

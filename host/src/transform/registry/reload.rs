@@ -121,6 +121,8 @@ impl TransformRegistry {
         let next = Arc::new(next);
         log_changes(&self.routes(), &next);
         *inner.routes.write().unwrap_or_else(|p| p.into_inner()) = next;
+        // Deliveries held for a transform are offered again now.
+        inner.generation.send_modify(|g| *g += 1);
     }
 }
 

@@ -17,6 +17,8 @@ pub struct RegistryStatus {
     pub refused: Vec<RefusedStatus>,
     /// Bound tables that no transform serves right now, with the reason.
     pub unrouted: Vec<UnroutedStatus>,
+    /// Routing notes an operator should see (a table several files could serve).
+    pub notes: Vec<String>,
 }
 
 /// One loaded version.

@@ -274,7 +274,10 @@ mod tests {
 
     #[test]
     fn maps_insert_and_upsert_values_to_columns() {
-        let (t, cols) = uses("UPDATE OR INSERT INTO produtos (ID, Sku, \"Preço\") VALUES (?, UPPER(?), ?) MATCHING (ID)");
+        let (t, cols) = uses(
+            "UPDATE OR INSERT INTO produtos (ID, Sku, \"Preço\") VALUES (?, UPPER(?), ?) \
+             MATCHING (ID)",
+        );
         assert_eq!(t, "PRODUTOS");
         assert_eq!(
             cols,
@@ -289,7 +292,10 @@ mod tests {
 
     #[test]
     fn maps_update_assignments_and_where_comparisons() {
-        let (t, cols) = uses("UPDATE CLIENTES SET NOME = ?, OBS = COALESCE(?, 'x'), ATIVO = 1 WHERE ID = ? AND LOJA = ?");
+        let (t, cols) = uses(
+            "UPDATE CLIENTES SET NOME = ?, OBS = COALESCE(?, 'x'), ATIVO = 1 WHERE ID = ? \
+             AND LOJA = ?",
+        );
         assert_eq!(t, "CLIENTES");
         assert_eq!(
             cols,
@@ -310,7 +316,9 @@ mod tests {
 
     #[test]
     fn leaves_unmapped_shapes_alone() {
-        assert!(column_uses("MERGE INTO T USING (SELECT ? AS A FROM RDB$DATABASE) S ON T.A = S.A WHEN MATCHED THEN UPDATE SET B = 1", Dialect::Firebird).is_none());
+        let merge = "MERGE INTO T USING (SELECT ? AS A FROM RDB$DATABASE) S ON T.A = S.A \
+                     WHEN MATCHED THEN UPDATE SET B = 1";
+        assert!(column_uses(merge, Dialect::Firebird).is_none());
         assert!(
             column_uses("INSERT INTO T (A, B) VALUES (?)", Dialect::Firebird).is_none(),
             "count mismatch"

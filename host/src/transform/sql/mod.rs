@@ -75,6 +75,12 @@ pub(crate) fn validate(
             table.folded(dialect)
         ));
     }
+    if crate::model::is_own_table(&table.folded(dialect)) {
+        return Err(format!(
+            "{kind} on {}",
+            crate::model::own_table_refusal(&table.folded(dialect))
+        ));
+    }
     if !allowed.allows(&table, dialect) {
         return Err(format!(
             "{kind} on table `{}`, which this transform did not declare in `writes`",

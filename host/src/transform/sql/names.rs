@@ -2,6 +2,7 @@
 //! PostgreSQL to lower case; quoted ones keep their case.
 
 use super::lexer::{tokenize, Spanned, Tok};
+use crate::model::{is_own_table, own_table_refusal};
 
 /// Whose identifier rules apply: the statements of a downstream change run on Firebird, those of
 /// an upstream change on PostgreSQL.
@@ -82,11 +83,19 @@ pub(crate) fn parse_name(toks: &[Spanned<'_>], mut at: usize) -> Option<(TableNa
 
 /// The tables one binding's statements may write.
 #[derive(Debug, Clone)]
-pub(crate) struct AllowedWrites(Vec<TableName>);
+pub(crate) struct AllowedWrites(pub(super) Vec<TableName>);
 
 impl AllowedWrites {
-    /// Builds the set from declared names.
+    /// Builds the set from declared names; ponte's own tables are refused, all named at once.
     pub(crate) fn new(names: &[String]) -> Result<AllowedWrites, String> {
+        let own: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| is_own_table(n))
+            .collect();
+        if !own.is_empty() {
+            return Err(own_table_refusal(&own.join("`, `")));
+        }
         names
             .iter()
             .map(|n| TableName::parse(n))

@@ -303,3 +303,25 @@ fn declared_names_parse_strictly() {
     assert!(TableName::parse("").is_err());
     assert!(AllowedWrites::new(&["*".into()]).is_err());
 }
+
+#[test]
+fn ponte_tables_are_refused_even_when_declared() {
+    assert!(AllowedWrites::new(&["SYNC_CONTROL".into()]).is_err());
+    let err = AllowedWrites::new(&["CLIENTES".into(), "INDICE".into(), "ponte_inbox".into()])
+        .unwrap_err();
+    assert!(
+        err.contains("INDICE") && err.contains("ponte_inbox"),
+        "{err}"
+    );
+    // A validator given such a set anyway (defence in depth) still refuses the statement.
+    let forged = AllowedWrites(vec![
+        TableName::parse("SYNC_CONTROL").unwrap(),
+        TableName::parse("pg_sync_outbox").unwrap(),
+    ]);
+    let mut fb = "INSERT INTO SYNC_CONTROL (CORRELATION_ID) VALUES (?)".to_string();
+    let err = validate(&mut fb, 1, Dialect::Firebird, &forged).unwrap_err();
+    assert!(err.contains("ponte's own tables"), "{err}");
+    let mut pg = "DELETE FROM pg_sync_outbox WHERE id = ?".to_string();
+    let err = validate(&mut pg, 1, Dialect::Postgres, &forged).unwrap_err();
+    assert!(err.contains("pg_sync_outbox"), "{err}");
+}
