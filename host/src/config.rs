@@ -15,7 +15,7 @@ mod outbox;
 mod upstream;
 pub use legacy::{is_plain_identifier, UnitTriggers};
 pub use lifecycle::{LoadConfig, VerifyConfig};
-pub use outbox::{trigger_tables, OutboxCapture};
+pub use outbox::{periodic_tables, trigger_tables, OutboxCapture};
 pub use upstream::{ConflictPolicy, Fanout, UpstreamConfig, UpstreamTable};
 
 /// Why the configuration could not be used.
@@ -314,10 +314,24 @@ pub struct TableConfig {
     /// apply transaction keeps it past every replicated id (docs/legacy.md).
     #[serde(default)]
     pub generator: Option<String>,
-    /// Who writes this table's outbox rows: `application` (default) or `trigger` (the triggers
-    /// `ponte outbox install` creates; routed by `unit_column` / `unit_sql`, else to every unit).
-    #[serde(default)]
+    /// Who writes this table's outbox rows: `application` (default), `trigger` (the triggers
+    /// `ponte outbox install` creates) or `periodic` (a sync round every `every`); routed by
+    /// `unit_column` / `unit_sql`, else to every unit. `capture` is the same key.
+    #[serde(default, alias = "capture")]
     pub outbox: OutboxCapture,
+    /// `outbox = "periodic"`: how often a sync round runs ("30s", "5m").
+    #[serde(default, deserialize_with = "lifecycle::every")]
+    pub every: Option<Duration>,
+    /// `outbox = "periodic"`: a timestamp column every write of the application sets to its
+    /// transaction's time (`now()`); lets a round read only the recent rows. Absent: each round
+    /// reads the whole table (docs/capture.md).
+    #[serde(default)]
+    pub change_column: Option<String>,
+    /// `outbox = "periodic"` with `change_column`: how far before the oldest running
+    /// transaction's start a round still looks (clock skew of the application's clock; "0s"
+    /// when the column is set by the database's `now()`). Default 1s.
+    #[serde(default, deserialize_with = "lifecycle::every")]
+    pub lookback: Option<Duration>,
 }
 
 impl TableConfig {

@@ -18,6 +18,7 @@
 //! - [`ops`]: operator commands (migrate).
 //! - [`capture`]: Firebird -> broker: SYNC_LOG triggers (install/remove) and per-unit publishers.
 //! - [`outbox_capture`]: PostgreSQL triggers that write the outbox rows (`ponte outbox install`).
+//! - [`periodic`]: periodic sync rounds that write the outbox rows of tables without capture.
 //! - [`upstream`]: broker -> PostgreSQL: inbox, conflict policies, hub fan-out (docs/upstream.md).
 //! - [`legacy`]: legacy unit schemas: doctor, trigger guard, key generators, table scaffold.
 //! - [`lifecycle`]: unit load, verify and repair (docs/lifecycle.md).
@@ -38,6 +39,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod ops;
 pub mod outbox_capture;
+pub mod periodic;
 pub mod pg;
 pub mod progress;
 pub mod relay;

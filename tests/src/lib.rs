@@ -77,6 +77,8 @@ pub struct TestEnv {
     pub amqp_toml: String,
     /// Extra keys inside each demo `[tables.X]` block (e.g. `outbox = "trigger"`).
     pub table_toml: String,
+    /// Extra keys inside one demo table's block: (table, keys).
+    pub table_extra: Vec<(String, String)>,
 }
 
 /// A unit to create: id and the database default charset (WIN1252, UTF8, ISO8859_1).
@@ -130,6 +132,7 @@ impl TestEnv {
             units_toml: String::new(),
             amqp_toml: String::new(),
             table_toml: String::new(),
+            table_extra: Vec::new(),
         };
         let config = env.config()?;
         ponte::ops::migrate(&config, false, true)
@@ -182,22 +185,26 @@ dir = "{dir}"
 [http]
 listen = "127.0.0.1:0"
 [tables.customers]
+{x_customers}
 ops = "IUD"
 transform = "customers"
 settings = {{ timezone = "America/Sao_Paulo" }}
 {table}
 [tables.orders]
+{x_orders}
 ops = "IUD"
 transform = "orders"
 settings = {{ timezone = "America/Sao_Paulo" }}
 unit_column = "unit_id"
 {table}
 [tables.order_items]
+{x_order_items}
 ops = "IUD"
 transform = "orders"
 unit_sql = "SELECT o.unit_id FROM orders o WHERE o.id = t.order_id"
 {table}
 [tables.products]
+{x_products}
 ops = "IUD"
 transform = "generic"
 settings = {products}
@@ -216,7 +223,20 @@ settings = {products}
             units_extra = self.units_toml,
             amqp_extra = self.amqp_toml,
             table = self.table_toml,
+            x_customers = self.extra_for("customers"),
+            x_orders = self.extra_for("orders"),
+            x_order_items = self.extra_for("order_items"),
+            x_products = self.extra_for("products"),
         )
+    }
+
+    fn extra_for(&self, table: &str) -> String {
+        self.table_extra
+            .iter()
+            .filter(|(t, _)| t == table)
+            .map(|(_, keys)| keys.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The parsed, validated config.
@@ -238,6 +258,28 @@ settings = {products}
         let path = std::env::temp_dir().join(format!("ponte-{}.toml", self.name));
         std::fs::write(&path, self.config_toml())?;
         Ok(path)
+    }
+
+    /// The demo application writes `changes` business transactions (4 at a time) and no outbox
+    /// row: ponte's triggers or its periodic sync must capture them. Fails if one was written.
+    pub async fn demo_load_without_outbox(
+        &self,
+        changes: u64,
+        seed: u64,
+    ) -> anyhow::Result<ponte::demo::LoadSummary> {
+        let options = ponte::demo::LoadOptions {
+            changes,
+            units: self.units.iter().map(|(id, _)| *id).collect(),
+            concurrency: 4,
+            seed,
+        };
+        let summary =
+            ponte::demo::load_with(&self.pg, &options, ponte::demo::OutboxWrites::Left, |_| {})
+                .await?;
+        if summary.outbox_rows != 0 {
+            bail!("the application wrote {} outbox rows", summary.outbox_rows);
+        }
+        Ok(summary)
     }
 
     /// Starts the demo application writing `changes` business transactions in the background.

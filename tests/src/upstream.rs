@@ -180,3 +180,45 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// A legacy program at unit 2 (of 1..3) inserts a customer and then sets its city; waits until
+/// units 1 and 3 show it (through upstream capture, PostgreSQL and the hub fan-out). Returns
+/// its id.
+pub async fn unit2_customer_reaches_units_1_and_3(env: &TestEnv) -> anyhow::Result<i64> {
+    let writer = env.units[1].1.clone();
+    let id = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+        let mut conn = legacy_session(&writer, "UTF8")?;
+        let id = legacy_next_id(&mut conn, "CLIENTES")?;
+        conn.execute(
+            "INSERT INTO CLIENTES (ID, NOME, ATIVO) VALUES (?, 'Loja dois', 'S')",
+            (id,),
+        )?;
+        conn.execute(
+            "UPDATE CLIENTES SET CIDADE = 'Ribeirão' WHERE ID = ?",
+            (id,),
+        )?;
+        let _ = conn.close();
+        Ok(id)
+    })
+    .await??;
+    let (d1, d3) = (env.units[0].1.clone(), env.units[2].1.clone());
+    wait_until(
+        Duration::from_secs(90),
+        "the unit-2 customer at units 1 and 3",
+        || {
+            let (d1, d3) = (d1.clone(), d3.clone());
+            async move {
+                let one =
+                    tokio::task::spawn_blocking(move || fb_clientes(&d1, id, id + 1)).await??;
+                let three =
+                    tokio::task::spawn_blocking(move || fb_clientes(&d3, id, id + 1)).await??;
+                let city = |r: &Vec<Cliente>| {
+                    r.first().and_then(|c| c.3.clone()) == Some("Ribeirão".into())
+                };
+                Ok(city(&one) && city(&three))
+            }
+        },
+    )
+    .await?;
+    Ok(id)
+}

@@ -8,12 +8,10 @@
 use std::time::Duration;
 
 use ponte::daemon::Roles;
-use ponte::demo::{load_with, LoadOptions, OutboxWrites};
 use ponte_tests::upstream::{
-    fb_clientes, legacy_next_id, legacy_session, upstream_env, wait_until,
+    fb_clientes, unit2_customer_reaches_units_1_and_3, upstream_env, wait_until,
 };
 use ponte_tests::{check, TestEnv, UnitSpec};
-use rsfbclient::prelude::*;
 
 const TRIGGER: &str = "outbox = \"trigger\"";
 
@@ -48,20 +46,9 @@ async fn trigger_captured_demo_reaches_every_unit() {
         .await
         .expect("host starts");
 
-    let units: Vec<i32> = env.units.iter().map(|(id, _)| *id).collect();
-    let options = LoadOptions {
-        changes: 1_000,
-        units,
-        concurrency: 4,
-        seed: 21,
-    };
-    let summary = load_with(&env.pg, &options, OutboxWrites::Left, |_| {})
+    env.demo_load_without_outbox(1_000, 21)
         .await
         .expect("demo load");
-    assert_eq!(
-        summary.outbox_rows, 0,
-        "the application wrote no outbox row"
-    );
     let ops: Vec<(String, i64)> =
         sqlx::query_as("SELECT operation, count(*) FROM pg_sync_outbox GROUP BY 1 ORDER BY 1")
             .fetch_all(&env.pg)
@@ -123,45 +110,9 @@ async fn a_unit_change_applied_by_ponte_does_not_echo() {
         .unwrap();
     let (running, stop) = env.start(Roles::all()).await.expect("host starts");
 
-    let unit2 = env.units[1].1.clone();
-    let writer = unit2.clone();
-    let id = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
-        let mut conn = legacy_session(&writer, "UTF8")?;
-        let id = legacy_next_id(&mut conn, "CLIENTES")?;
-        conn.execute(
-            "INSERT INTO CLIENTES (ID, NOME, ATIVO) VALUES (?, 'Loja dois', 'S')",
-            (id,),
-        )?;
-        conn.execute(
-            "UPDATE CLIENTES SET CIDADE = 'Ribeirão' WHERE ID = ?",
-            (id,),
-        )?;
-        let _ = conn.close();
-        Ok(id)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let (d1, d3) = (env.units[0].1.clone(), env.units[2].1.clone());
-    wait_until(
-        Duration::from_secs(90),
-        "the unit-2 customer at units 1 and 3",
-        || {
-            let (d1, d3) = (d1.clone(), d3.clone());
-            async move {
-                let one =
-                    tokio::task::spawn_blocking(move || fb_clientes(&d1, id, id + 1)).await??;
-                let three =
-                    tokio::task::spawn_blocking(move || fb_clientes(&d3, id, id + 1)).await??;
-                let city = |r: &Vec<ponte_tests::upstream::Cliente>| {
-                    r.first().and_then(|c| c.3.clone()) == Some("Ribeirão".into())
-                };
-                Ok(city(&one) && city(&three))
-            }
-        },
-    )
-    .await
-    .unwrap();
+    let id = unit2_customer_reaches_units_1_and_3(&env)
+        .await
+        .expect("the unit-2 customer at units 1 and 3");
     env.wait_outbox_drained(Duration::from_secs(30))
         .await
         .unwrap();
@@ -200,7 +151,7 @@ async fn a_unit_change_applied_by_ponte_does_not_echo() {
     .await
     .unwrap();
     assert_eq!(captured, vec![(1, None), (2, None), (3, None)]);
-    let unit2r = unit2.clone();
+    let unit2r = env.units[1].1.clone();
     wait_until(
         Duration::from_secs(60),
         "the PostgreSQL edit back at unit 2",

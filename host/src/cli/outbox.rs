@@ -43,12 +43,21 @@ pub(crate) async fn run(cmd: OutboxCommand, config: &Config) -> anyhow::Result<(
 
 /// The catalog part of `ponte config`: fails with one line per problem.
 pub(crate) async fn check(config: &Config) -> anyhow::Result<()> {
-    let problems = crate::outbox_capture::check(config).await.map_err(|e| {
+    let mut problems = crate::outbox_capture::check(config).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot check the outbox = \"trigger\" tables against PostgreSQL: {e} (`ponte config \
              --offline` checks the file alone)"
         )
     })?;
+    if !crate::config::periodic_tables(config).is_empty() {
+        let pool = crate::pg::connect(&config.postgres).await.map_err(|e| {
+            anyhow::anyhow!("cannot check the outbox = \"periodic\" tables against PostgreSQL: {e}")
+        })?;
+        if let Err(e) = crate::periodic::resolve(&pool, config).await {
+            problems.push(format!("{e:#}"));
+        }
+        pool.close().await;
+    }
     if problems.is_empty() {
         return Ok(());
     }
@@ -56,7 +65,7 @@ pub(crate) async fn check(config: &Config) -> anyhow::Result<()> {
         eprintln!("{p}");
     }
     anyhow::bail!(
-        "{} problem(s) with the outbox = \"trigger\" tables",
+        "{} problem(s) with the outbox = \"trigger\" / \"periodic\" tables",
         problems.len()
     )
 }

@@ -1,8 +1,9 @@
-//! `[tables.T] outbox`: who writes a table's `pg_sync_outbox` rows. `application` (the default):
-//! the application, in its own transaction. `trigger`: the triggers `ponte outbox install`
-//! creates (docs/capture.md); the rows go to the units `unit_column` / `unit_sql` name, or to
-//! every configured unit when neither is set. The checks that need PostgreSQL's catalog (the
-//! table, its primary key, the routing column) are in `outbox_capture::check`.
+//! `[tables.T] outbox` (or `capture`): who writes a table's `pg_sync_outbox` rows.
+//! `application` (the default): the application, in its own transaction. `trigger`: the triggers
+//! `ponte outbox install` creates. `periodic`: a sync round every `every` (docs/capture.md). The
+//! rows go to the units `unit_column` / `unit_sql` name, or to every configured unit when neither
+//! is set. The checks that need PostgreSQL's catalog (the table, its primary key, the routing
+//! column) are in `outbox_capture::check` and `periodic::resolve`.
 
 use serde::Deserialize;
 
@@ -17,6 +18,8 @@ pub enum OutboxCapture {
     Application,
     /// ponte-installed PostgreSQL triggers write them (`ponte outbox install`).
     Trigger,
+    /// `ponte run` writes them in a sync round every `every` (no trigger, no application change).
+    Periodic,
 }
 
 impl OutboxCapture {
@@ -25,6 +28,7 @@ impl OutboxCapture {
         match self {
             OutboxCapture::Application => "application",
             OutboxCapture::Trigger => "trigger",
+            OutboxCapture::Periodic => "periodic",
         }
     }
 }
@@ -39,9 +43,20 @@ pub fn trigger_tables(config: &Config) -> Vec<&str> {
         .collect()
 }
 
+/// The names of the tables the periodic sync captures, in config order.
+pub fn periodic_tables(config: &Config) -> Vec<&str> {
+    config
+        .tables
+        .iter()
+        .filter(|(_, t)| t.outbox == OutboxCapture::Periodic)
+        .map(|(n, _)| n.as_str())
+        .collect()
+}
+
 /// The rules that need no database.
 pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     for (name, table) in &config.tables {
+        validate_periodic(name, table)?;
         if table.outbox != OutboxCapture::Trigger {
             continue;
         }
@@ -72,6 +87,59 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// `every`, `change_column` and `lookback` belong to `outbox = "periodic"` and it needs `every`.
+fn validate_periodic(name: &str, table: &super::TableConfig) -> Result<(), ConfigError> {
+    let bad = |m: String| Err(ConfigError::Invalid(format!("[tables.{name}] {m}")));
+    if table.outbox != OutboxCapture::Periodic {
+        for (key, set) in [
+            ("every", table.every.is_some()),
+            ("change_column", table.change_column.is_some()),
+            ("lookback", table.lookback.is_some()),
+        ] {
+            if set {
+                return bad(format!(
+                    "{key} is a setting of outbox = \"periodic\" (this table's outbox is \"{}\")",
+                    table.outbox.as_str()
+                ));
+            }
+        }
+        return Ok(());
+    }
+    match table.every {
+        None => {
+            return bad(
+                "outbox = \"periodic\" needs every = \"5m\" (how often a sync round runs)".into(),
+            )
+        }
+        Some(d) if d < std::time::Duration::from_secs(1) => {
+            return bad("outbox = \"periodic\": every must be at least 1s".into())
+        }
+        Some(_) => {}
+    }
+    if let Some(column) = &table.change_column {
+        if column.is_empty() || column.contains('"') {
+            return bad(format!("change_column {column:?} is not a column name"));
+        }
+    } else if table.lookback.is_some() {
+        return bad("lookback needs change_column (without it every round reads every row)".into());
+    }
+    if let Some(sql) = &table.unit_sql {
+        if sql.contains(';') {
+            return bad(format!(
+                "unit_sql {sql:?} must be one scalar expression (no `;`)"
+            ));
+        }
+    }
+    let pg = table.pg_table(name);
+    if crate::model::is_own_table(pg) {
+        return bad(format!(
+            "outbox = \"periodic\": {}",
+            crate::model::own_table_refusal(pg)
+        ));
     }
     Ok(())
 }
@@ -107,6 +175,30 @@ dir = "var/transforms"
         assert_eq!(c.tables["customers"].outbox, OutboxCapture::Application);
         assert_eq!(c.tables["orders"].outbox, OutboxCapture::Trigger);
         assert_eq!(super::trigger_tables(&c), vec!["orders"]);
+    }
+
+    #[test]
+    fn periodic_needs_every_and_owns_its_settings() {
+        let c = parse(
+            "[tables.products]\ncapture = \"periodic\"\nevery = \"5m\"\nchange_column = \"changed_at\"\n",
+        )
+        .unwrap();
+        let t = &c.tables["products"];
+        assert_eq!(t.outbox, OutboxCapture::Periodic);
+        assert_eq!(t.every, Some(std::time::Duration::from_secs(300)));
+        assert_eq!(super::periodic_tables(&c), vec!["products"]);
+        let err = parse("[tables.products]\noutbox = \"periodic\"\n").unwrap_err();
+        assert!(
+            err.contains("[tables.products]") && err.contains("every"),
+            "{err}"
+        );
+        let err = parse("[tables.products]\nevery = \"5m\"\n").unwrap_err();
+        assert!(err.contains("setting of outbox = \"periodic\""), "{err}");
+        let err = parse("[tables.p]\noutbox = \"periodic\"\nevery = \"5 min\"\n").unwrap_err();
+        assert!(err.contains("5 min"), "{err}");
+        let err = parse("[tables.p]\noutbox = \"periodic\"\nevery = \"1m\"\nlookback = \"2s\"\n")
+            .unwrap_err();
+        assert!(err.contains("lookback needs change_column"), "{err}");
     }
 
     #[test]

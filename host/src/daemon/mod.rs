@@ -140,6 +140,14 @@ pub async fn start(
             metrics.clone(),
             shutdown.child_token(),
         ));
+        if !crate::config::periodic_tables(&config).is_empty() {
+            tasks.spawn(crate::periodic::run(
+                pool.clone(),
+                config.clone(),
+                metrics.registry.clone(),
+                shutdown.child_token(),
+            ));
+        }
     }
 
     let served = |unit: &Unit| {

@@ -103,6 +103,7 @@ pub async fn report(config: &Config) -> anyhow::Result<String> {
         );
     }
     out.push_str(&crate::lifecycle::status::section(&pool).await?);
+    out.push_str(&crate::periodic::status::section(&pool).await?);
     Ok(out)
 }
 

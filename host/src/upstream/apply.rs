@@ -29,6 +29,8 @@ pub struct Target<'a> {
     pub unit_timezone: &'a str,
     /// Whether the downstream table is whitelisted, so outbox rows for it will be relayed.
     pub downstream_ok: bool,
+    /// The downstream table is periodic: record the rows written, so no round sends them back.
+    pub periodic: Option<&'a crate::periodic::EchoSpec>,
 }
 
 /// What became of one change.
@@ -209,6 +211,9 @@ pub async fn apply_in(
                 .bind(target.unit_timezone)
                 .execute(&mut *tx)
                 .await?;
+        }
+        if let Some(echo) = target.periodic {
+            echo.note(tx, pg, &cond, &keys, deleting).await?;
         }
         let image = if deleting {
             Some(before.clone().unwrap_or_else(|| key_object(t, &keys)))

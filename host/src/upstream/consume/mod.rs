@@ -23,8 +23,9 @@ use super::UpstreamError;
 use crate::amqp::{
     BatchHandler, Consumer, ConsumerSpec, DeadClass, Disposition, Hold, Links, Pending, Topology,
 };
-use crate::config::Config;
+use crate::config::{Config, OutboxCapture, UpstreamTable};
 use crate::model::{Output, UpstreamEnvelope};
+use crate::periodic::EchoSpec;
 use crate::telemetry::{ChangeOutcome, Flow, Metrics};
 use crate::transform::TransformRegistry;
 use batch::{behind, Batch};
@@ -94,6 +95,7 @@ impl PgApplier {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
             key_types: HashMap::new(),
+            echo: HashMap::new(),
         };
         Consumer::new(
             spec,
@@ -125,6 +127,8 @@ struct PgHandler {
     pool: PgPool,
     metrics: Metrics,
     key_types: HashMap<String, Vec<String>>,
+    /// Per upstream table whose downstream table is periodic: how its writes are recorded.
+    echo: HashMap<String, Option<EchoSpec>>,
 }
 
 impl PgHandler {
@@ -183,6 +187,19 @@ impl PgHandler {
             let types = key_types(&self.pool, &table.pg_table, &table.key).await?;
             self.key_types.insert(table.pg_table.clone(), types);
         }
+        if !self.echo.contains_key(&env.table) {
+            // Not knowing the spec costs an echo (the same image sent back), never a change.
+            match self.echo_spec(table).await {
+                Ok(spec) => {
+                    self.echo.insert(env.table.clone(), spec);
+                }
+                Err(e) => tracing::warn!(
+                    table = %table.downstream(),
+                    error = %format!("{e:#}"),
+                    "Periodic table not resolved; this change's row is not recorded."
+                ),
+            }
+        }
         let units: Vec<i32> = self.config.units.ids.0.clone();
         let target = Target {
             fb_table: &env.table,
@@ -195,8 +212,35 @@ impl PgHandler {
             units: &units,
             unit_timezone: &self.config.upstream.unit_timezone,
             downstream_ok: self.config.tables.contains_key(table.downstream()),
+            periodic: self.echo.get(&env.table).and_then(Option::as_ref),
         };
         apply_in(conn, &target, env, output).await
+    }
+
+    /// The echo spec of `table` when its downstream table is periodic.
+    async fn echo_spec(&self, table: &UpstreamTable) -> anyhow::Result<Option<EchoSpec>> {
+        let downstream = table.downstream();
+        let periodic = self
+            .config
+            .tables
+            .get(downstream)
+            .is_some_and(|t| t.outbox == OutboxCapture::Periodic);
+        if !periodic {
+            return Ok(None);
+        }
+        let tables = crate::periodic::resolve(&self.pool, &self.config).await?;
+        let spec = tables
+            .iter()
+            .find(|t| t.pg.name == downstream)
+            .and_then(|t| EchoSpec::new(t, &table.key));
+        if spec.is_none() {
+            tracing::warn!(
+                table = %downstream,
+                "Upstream writes to this periodic table are not recorded (the upstream key is not \
+                 its primary key): the next round sends them to every unit again."
+            );
+        }
+        Ok(spec)
     }
 
     fn record(&self, env: &UpstreamEnvelope, output: &Output, outcome: Outcome) {
