@@ -1,8 +1,9 @@
 //! The commit horizon is a barrier, not a filter. Three real sessions take transaction ids
-//! A < B < C; C commits a parent row, then A commits a child of it, while B stays open. A's child
-//! is below the horizon (B) and C's parent is not, yet the parent has the lower outbox id: the
-//! relay must hold A's child back until it can publish C's parent first, so the unit's queue gets
-//! them parent first.
+//! A < B < C; B writes an outbox row and stays open; C commits a parent row, then A commits a
+//! child of it. A's child is below the horizon (B) and C's parent is not, yet the parent has the
+//! lower outbox id: the relay must hold A's child back until it can publish C's parent first, so
+//! the unit's queue gets them parent first. And only a transaction that wrote outbox rows is a
+//! horizon: one that merely stays open (an idle session) holds nothing back.
 
 use std::time::Duration;
 
@@ -50,6 +51,14 @@ async fn a_running_transaction_blocks_the_later_rows_of_its_unit() {
     let mut a = session(&env.pg_url).await;
     let mut b = session(&env.pg_url).await;
     let mut c = session(&env.pg_url).await;
+    // B writes an outbox row (so it may still commit one below C's) and stays open.
+    sqlx::query(
+        "INSERT INTO pg_sync_outbox (unit_id, table_name, operation, payload) \
+         VALUES (1, 'customers', 'I', '{\"id\": 899, \"name\": \"b\"}')",
+    )
+    .execute(&mut b)
+    .await
+    .unwrap();
     // C: the parent, committed first.
     sqlx::query("INSERT INTO customers (id, name) VALUES (900, 'parent')")
         .execute(&mut c)
@@ -128,6 +137,50 @@ async fn a_running_transaction_blocks_the_later_rows_of_its_unit() {
         "published out of commit-safe order"
     );
     let _ = conn.close(200, "bye".into()).await;
+    stop.cancel();
+    running.wait().await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_transaction_without_outbox_rows_holds_nothing_back() {
+    let mut env = TestEnv::new(&[UnitSpec {
+        id: 1,
+        charset: "WIN1252",
+    }])
+    .await
+    .expect("test environment");
+    env.extra_toml = "[relay]\npoll_interval_ms = 100\n".into();
+    let (running, stop) = env
+        .start(Roles {
+            relay: true,
+            ..Roles::none()
+        })
+        .await
+        .unwrap();
+    // An old transaction that wrote something (it has an id) but no outbox row, left open.
+    let mut idle = session(&env.pg_url).await;
+    sqlx::query("INSERT INTO products (id, sku, description, price) VALUES (1, 's', 'd', 1)")
+        .execute(&mut idle)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "BEGIN; INSERT INTO customers (id, name) VALUES (902, 'later'); \
+         INSERT INTO pg_sync_outbox (unit_id, table_name, operation, payload) \
+         SELECT 1, 'customers', 'I', to_jsonb(c) FROM customers c WHERE id = 902; COMMIT;",
+    )
+    .execute(&env.pg)
+    .await
+    .unwrap();
+    // Published while the idle transaction is still open (it can commit no outbox row below).
+    env.wait_outbox_drained(Duration::from_secs(15))
+        .await
+        .expect("the relay publishes past a transaction that wrote no outbox row");
+    assert_eq!(
+        statuses(&env).await,
+        vec![("customers".to_string(), "sent".to_string())]
+    );
+    sqlx::query("ROLLBACK").execute(&mut idle).await.unwrap();
     stop.cancel();
     running.wait().await;
     env.cleanup().await;

@@ -26,6 +26,24 @@ pub struct Claimed {
     pub origin_unit: Option<i32>,
 }
 
+/// The commit horizon (xid8): the oldest transaction that still runs and has inserted outbox
+/// rows (it holds the shared advisory lock of migration 0007, taken by every outbox insert
+/// statement), or the next transaction id when none does. Only such a transaction can still
+/// commit an outbox id below the rows a claim sees; one that writes no outbox row (an idle
+/// session, a long report) holds nothing back. pg_locks gives 32-bit xids: each is placed in the
+/// epoch of the snapshot's xmax (a running transaction is less than 2^31 ids old).
+const HORIZON: &str = "coalesce( \
+    (SELECT min(x.xmax8 - ((x.xmax8 % 4294967296) - t.transactionid::text::bigint \
+                + 4294967296) % 4294967296) \
+     FROM pg_locks a \
+     JOIN pg_locks t ON t.virtualtransaction = a.virtualtransaction \
+         AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock' AND t.granted \
+     CROSS JOIN (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax8) x \
+     WHERE a.locktype = 'advisory' AND a.classid = 1886350964 AND a.objid = 1 \
+         AND a.objsubid = 2 AND a.granted \
+         AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())), \
+    pg_snapshot_xmax(pg_current_snapshot())::text::bigint)::text::xid8";
+
 /// Claims up to `limit` pending rows of the units this instance holds a lease on (checked in the
 /// statement itself: a claim that starts after its lease ended claims nothing), in id order,
 /// without overtaking. The window is the oldest `limit` pending rows of the held units, taken
@@ -45,8 +63,8 @@ pub async fn claim(
     limit: i64,
     instance: &str,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
-    let mut rows: Vec<Claimed> = sqlx::query_as(
-        "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin), \
+    let sql = format!(
+        "WITH h AS (SELECT {HORIZON} AS xmin), \
          held AS ( \
              SELECT unit_id FROM ponte_unit_lease \
              WHERE holder = $3 AND expires_at > now() AND unit_id = ANY($1)), \
@@ -76,14 +94,15 @@ pub async fn claim(
              updated_at = now() \
          WHERE o.id = ANY(ARRAY(SELECT id FROM picked)) AND o.status = 'pending' \
          RETURNING o.id, o.correlation_id, o.unit_id, o.table_name, o.operation, \
-             o.payload::text AS payload, o.attempts, o.created_at, o.origin_unit",
-    )
-    .persistent(false)
-    .bind(units)
-    .bind(limit)
-    .bind(instance)
-    .fetch_all(pool)
-    .await?;
+             o.payload::text AS payload, o.attempts, o.created_at, o.origin_unit"
+    );
+    let mut rows: Vec<Claimed> = sqlx::query_as(&sql)
+        .persistent(false)
+        .bind(units)
+        .bind(limit)
+        .bind(instance)
+        .fetch_all(pool)
+        .await?;
     rows.sort_unstable_by_key(|r| r.id);
     Ok(rows)
 }
