@@ -510,3 +510,71 @@ async fn bad_periodic_tables_are_refused_by_name() {
     assert_eq!(refusal(&env).await, Ok(1));
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_locked_row_waits_without_a_busy_loop_and_goes_when_released() {
+    let mut env = TestEnv::new(&specs(1))
+        .await
+        .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
+    env.table_extra = vec![(
+        "customers".into(),
+        "outbox = \"periodic\"\nevery = \"5s\"".into(),
+    )];
+    env.install_transforms(&["customers", "orders", "generic"])
+        .unwrap();
+    insert_customers(&env.pg, 1, 10).await;
+    let (running, stop) = env.start(relay_and_apply()).await.expect("host starts");
+    check::units_match(&env, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let rounds = |pg: sqlx::PgPool| async move {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT rounds, rows_waiting FROM ponte_periodic_cursor WHERE table_name = 'customers'",
+        )
+        .fetch_one(&pg)
+        .await
+        .unwrap()
+    };
+    // Right after a round (the next is 5 s away): changed, then held by another transaction (a
+    // legacy report's SELECT FOR UPDATE).
+    let (r0, _) = rounds(env.pg.clone()).await;
+    let pg = env.pg.clone();
+    wait_until(Duration::from_secs(20), "the next round", || {
+        let pg = pg.clone();
+        async move { Ok(rounds(pg).await.0 > r0) }
+    })
+    .await
+    .unwrap();
+    sqlx::query("UPDATE customers SET city = 'Trancada' WHERE id = 1")
+        .execute(&env.pg)
+        .await
+        .unwrap();
+    let mut holder = sqlx::PgConnection::connect(&env.pg_url).await.unwrap();
+    let mut held = holder.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM customers WHERE id = 1 FOR UPDATE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (before, waiting) = rounds(env.pg.clone()).await;
+    assert_eq!(waiting, 1, "the locked row waits");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (after, waiting) = rounds(env.pg.clone()).await;
+    assert_eq!(waiting, 1);
+    assert!(
+        after - before <= 6,
+        "{} rounds in 10 s while one row stayed locked (backing off up to every = 5s)",
+        after - before
+    );
+    held.rollback().await.unwrap();
+    check::units_match(&env, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(rounds(env.pg.clone()).await.1, 0);
+    no_version_sent_twice(&env).await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(6), running.wait())
+        .await
+        .expect("stops within 6 s");
+    env.cleanup().await;
+}

@@ -23,7 +23,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub use echo::EchoSpec;
-pub use round::{Limits, RoundOutcome, TableResult};
+pub use round::{Limits, More, RoundOutcome, TableResult};
 
 use crate::config::{periodic_tables, Config};
 use crate::lifecycle::catalog::PgTable;
@@ -266,6 +266,13 @@ pub async fn run(
     let mut last: HashMap<String, Instant> = HashMap::new();
     let mut backoff =
         crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(60));
+    let shortest = tables
+        .iter()
+        .map(|t| t.every)
+        .min()
+        .unwrap_or(Duration::from_secs(1));
+    let mut waiting_lock =
+        crate::backoff::Backoff::new(Duration::from_secs(1), shortest.max(Duration::from_secs(1)));
     let mut again = false;
     loop {
         let now = Instant::now();
@@ -323,11 +330,16 @@ pub async fn run(
                     last.insert(t.pg.name.clone(), started);
                 }
                 backoff.reset();
-                again = more;
-                if more {
-                    Duration::from_millis(500)
-                } else {
-                    Duration::ZERO
+                again = more != More::No;
+                match more {
+                    More::No => {
+                        waiting_lock.reset();
+                        Duration::ZERO
+                    }
+                    More::Capped => Duration::ZERO,
+                    // A lock usually ends within a second; one held for long must not turn the
+                    // rounds into a busy loop: back off up to the shortest interval.
+                    More::Locked => waiting_lock.next_delay(),
                 }
             }
             Ok(RoundOutcome::Busy) => {

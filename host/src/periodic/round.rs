@@ -1,6 +1,6 @@
 //! One round: every due periodic table (and the tables before it, parents first) in one
-//! REPEATABLE READ transaction, so a child row never goes out without the parent row its
-//! snapshot shows. The round's bound is read before that snapshot is taken (docs/capture.md).
+//! REPEATABLE READ transaction, so a child row goes out with (after) the parent row its snapshot
+//! shows. The round's bound is read before that snapshot is taken (docs/capture.md).
 
 use std::time::Duration;
 
@@ -36,13 +36,25 @@ pub struct TableResult {
     pub refused: Option<String>,
 }
 
+/// Why a committed round left work for the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum More {
+    /// Nothing: every table of the round was read to the end.
+    No,
+    /// The round's row budget ran out: the next round starts at once.
+    Capped,
+    /// A row another transaction holds locked was left for later: the next round comes soon,
+    /// backing off while the lock lasts.
+    Locked,
+}
+
 /// The end of a round.
 #[derive(Debug)]
 pub enum RoundOutcome {
-    /// Committed. `more`: the round stopped early (row budget or a locked row); run again soon.
+    /// Committed; `more` says whether (and why) it left work.
     Done {
         tables: Vec<TableResult>,
-        more: bool,
+        more: More,
     },
     /// Another ponte instance holds the periodic lock and runs the rounds.
     Busy,
@@ -100,7 +112,7 @@ pub async fn run(
     let units_text: Vec<String> = units.iter().map(i32::to_string).collect();
     let mut results = Vec::new();
     let mut written = 0u64;
-    let mut more = false;
+    let mut more = More::No;
     for table in tables.iter().take(upto + 1) {
         let known = marks.iter().find(|(n, _)| *n == table.pg.name);
         let old = known.and_then(|(_, m)| *m);
@@ -132,12 +144,17 @@ pub async fn run(
         };
         save_cursor(&mut tx, table, low, &result, first).await?;
         results.push(result);
-        if capped || locked > 0 {
-            more = true;
+        if capped {
+            more = More::Capped;
             break;
         }
+        if locked > 0 {
+            // The locked rows wait for a later round; the tables after this one are still read
+            // (a child of a parent row still locked is held at the unit until the parent comes).
+            more = More::Locked;
+        }
     }
-    if !more {
+    if more != More::Capped {
         for (table, result) in tables.iter().take(upto + 1).zip(results.iter_mut()).rev() {
             let (_, outs): (i64, i64) = sqlx::query_as(&sql::deletes(table))
                 .bind(&table.pg.name)
