@@ -5,7 +5,7 @@
 
 use sqlx::PgConnection;
 
-use super::PeriodicTable;
+use crate::lifecycle::catalog::PgTable;
 
 /// How the upstream applier records its writes to one periodic table.
 #[derive(Debug, Clone)]
@@ -23,19 +23,19 @@ pub struct EchoSpec {
 impl EchoSpec {
     /// The spec for `table`, whose upstream key columns are `upstream_key` (the order of the
     /// applier's `$1..$n`); `None` when that key does not hold the whole primary key.
-    pub fn new(table: &PeriodicTable, upstream_key: &[String]) -> Option<EchoSpec> {
-        let mut params = Vec::with_capacity(table.pg.key.len());
-        for k in &table.pg.key {
+    pub fn new(table: &PgTable, upstream_key: &[String]) -> Option<EchoSpec> {
+        let mut params = Vec::with_capacity(table.key.len());
+        for k in &table.key {
             let i = upstream_key
                 .iter()
                 .position(|u| u.eq_ignore_ascii_case(&k.name))?;
             params.push(format!("CAST(${} AS {})::text", i + 1, k.sql_type));
         }
         Some(EchoSpec {
-            table: table.pg.name.clone(),
-            key_array: table.pg.key_text_array(),
+            table: table.name.clone(),
+            key_array: table.key_text_array(),
             key_params: format!("ARRAY[{}]", params.join(", ")),
-            unit_int: match &table.pg.unit_expr {
+            unit_int: match &table.unit_expr {
                 Some(expr) => {
                     format!("CASE WHEN ({expr})::text ~ '^-?[0-9]+$' THEN ({expr})::int END")
                 }

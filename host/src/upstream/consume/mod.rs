@@ -217,7 +217,8 @@ impl PgHandler {
         apply_in(conn, &target, env, output).await
     }
 
-    /// The echo spec of `table` when its downstream table is periodic.
+    /// The echo spec of `table` when its downstream table is periodic: that one table's key
+    /// and routing from the catalog (not every periodic table's full check).
     async fn echo_spec(&self, table: &UpstreamTable) -> anyhow::Result<Option<EchoSpec>> {
         let downstream = table.downstream();
         let periodic = self
@@ -228,11 +229,9 @@ impl PgHandler {
         if !periodic {
             return Ok(None);
         }
-        let tables = crate::periodic::resolve(&self.pool, &self.config).await?;
-        let spec = tables
-            .iter()
-            .find(|t| t.pg.name == downstream)
-            .and_then(|t| EchoSpec::new(t, &table.key));
+        let names = [downstream.to_string()];
+        let found = crate::lifecycle::catalog::resolve(&self.pool, &self.config, &names).await?;
+        let spec = found.first().and_then(|t| EchoSpec::new(t, &table.key));
         if spec.is_none() {
             tracing::warn!(
                 table = %downstream,
