@@ -1,6 +1,8 @@
 //! The outbox queries of the relay: the ordered claim, marking results, handing rows back, and the
 //! janitor's rescue. Every query is bounded by the pool's statement timeout.
 
+use std::sync::LazyLock;
+
 use sqlx::PgPool;
 
 /// A claimed outbox row.
@@ -44,26 +46,9 @@ const HORIZON: &str = "coalesce( \
          AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database())), \
     pg_snapshot_xmax(pg_current_snapshot())::text::bigint)::text::xid8";
 
-/// Claims up to `limit` pending rows of the units this instance holds a lease on (checked in the
-/// statement itself: a claim that starts after its lease ended claims nothing), in id order,
-/// without overtaking. The window is the oldest `limit` pending rows of the held units, taken
-/// from each held unit's oldest `limit` (one ordered range of `pg_sync_outbox_pending (unit_id,
-/// id)` per unit: the `ORDER BY unit_id, id` only that index serves); `heads` is computed once.
-/// Each unit stops at its first row that may not go yet — one waiting for its backoff, or written
-/// by a transaction at or above the commit horizon (an older transaction still runs, so rows may
-/// still appear below it) — and before a row another instance still has in flight.
-///
-/// The rows are then locked and updated by id (`id = ANY(..)`, an index lookup of at most
-/// `limit` keys), never by a join the planner may turn around. The statement is planned at each
-/// claim (`persistent(false)`): a plan cached while the outbox was nearly empty walked every
-/// pending row once per window row when a backlog came (5 s per claim with 35k pending).
-pub async fn claim(
-    pool: &PgPool,
-    units: &[i32],
-    limit: i64,
-    instance: &str,
-) -> Result<Vec<Claimed>, sqlx::Error> {
-    let sql = format!(
+/// The claim statement, built once (it embeds [`HORIZON`]).
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "WITH h AS (SELECT {HORIZON} AS xmin), \
          held AS ( \
              SELECT unit_id FROM ponte_unit_lease \
@@ -95,8 +80,29 @@ pub async fn claim(
          WHERE o.id = ANY(ARRAY(SELECT id FROM picked)) AND o.status = 'pending' \
          RETURNING o.id, o.correlation_id, o.unit_id, o.table_name, o.operation, \
              o.payload::text AS payload, o.attempts, o.created_at, o.origin_unit"
-    );
-    let mut rows: Vec<Claimed> = sqlx::query_as(&sql)
+    )
+});
+
+/// Claims up to `limit` pending rows of the units this instance holds a lease on (checked in the
+/// statement itself: a claim that starts after its lease ended claims nothing), in id order,
+/// without overtaking. The window is the oldest `limit` pending rows of the held units, taken
+/// from each held unit's oldest `limit` (one ordered range of `pg_sync_outbox_pending (unit_id,
+/// id)` per unit: the `ORDER BY unit_id, id` only that index serves); `heads` is computed once.
+/// Each unit stops at its first row that may not go yet — one waiting for its backoff, or written
+/// by a transaction at or above the commit horizon (an older transaction still runs, so rows may
+/// still appear below it) — and before a row another instance still has in flight.
+///
+/// The rows are then locked and updated by id (`id = ANY(..)`, an index lookup of at most
+/// `limit` keys), never by a join the planner may turn around. The statement is planned at each
+/// claim (`persistent(false)`): a plan cached while the outbox was nearly empty walked every
+/// pending row once per window row when a backlog came (5 s per claim with 35k pending).
+pub async fn claim(
+    pool: &PgPool,
+    units: &[i32],
+    limit: i64,
+    instance: &str,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let mut rows: Vec<Claimed> = sqlx::query_as(CLAIM_SQL.as_str())
         .persistent(false)
         .bind(units)
         .bind(limit)
