@@ -90,6 +90,18 @@ pub struct UnitSpec {
     pub charset: &'static str,
 }
 
+impl UnitSpec {
+    /// Units 1..=n, odd ones WIN1252 and even ones UTF8.
+    pub fn mixed(n: i32) -> Vec<UnitSpec> {
+        (1..=n)
+            .map(|id| UnitSpec {
+                id,
+                charset: if id % 2 == 0 { "UTF8" } else { "WIN1252" },
+            })
+            .collect()
+    }
+}
+
 impl TestEnv {
     /// Creates the databases and schemas on the real servers.
     pub async fn new(units: &[UnitSpec]) -> anyhow::Result<TestEnv> {

@@ -13,6 +13,7 @@ use lapin::types::FieldTable;
 use ponte::daemon::Roles;
 use ponte_tests::{amqp_url, TestEnv, UnitSpec};
 use sqlx::{Connection, PgConnection};
+use tokio_util::sync::CancellationToken;
 
 async fn session(url: &str) -> PgConnection {
     let mut conn = PgConnection::connect(url).await.unwrap();
@@ -31,8 +32,8 @@ async fn statuses(env: &TestEnv) -> Vec<(String, String)> {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_running_transaction_blocks_the_later_rows_of_its_unit() {
+/// One unit and a relay (no applier: the messages stay in the unit's queue) polling every 100 ms.
+async fn relay_on_one_unit() -> (TestEnv, ponte::daemon::Running, CancellationToken) {
     let mut env = TestEnv::new(&[UnitSpec {
         id: 1,
         charset: "WIN1252",
@@ -47,6 +48,12 @@ async fn a_running_transaction_blocks_the_later_rows_of_its_unit() {
         })
         .await
         .unwrap();
+    (env, running, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_transaction_blocks_the_later_rows_of_its_unit() {
+    let (env, running, stop) = relay_on_one_unit().await;
 
     let mut a = session(&env.pg_url).await;
     let mut b = session(&env.pg_url).await;
@@ -144,20 +151,7 @@ async fn a_running_transaction_blocks_the_later_rows_of_its_unit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_running_transaction_without_outbox_rows_holds_nothing_back() {
-    let mut env = TestEnv::new(&[UnitSpec {
-        id: 1,
-        charset: "WIN1252",
-    }])
-    .await
-    .expect("test environment");
-    env.extra_toml = "[relay]\npoll_interval_ms = 100\n".into();
-    let (running, stop) = env
-        .start(Roles {
-            relay: true,
-            ..Roles::none()
-        })
-        .await
-        .unwrap();
+    let (env, running, stop) = relay_on_one_unit().await;
     // An old transaction that wrote something (it has an id) but no outbox row, left open.
     let mut idle = session(&env.pg_url).await;
     sqlx::query("INSERT INTO products (id, sku, description, price) VALUES (1, 's', 'd', 1)")

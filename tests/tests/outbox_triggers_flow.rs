@@ -15,18 +15,9 @@ use ponte_tests::{check, TestEnv, UnitSpec};
 
 const TRIGGER: &str = "outbox = \"trigger\"";
 
-fn specs(n: i32) -> Vec<UnitSpec> {
-    (1..=n)
-        .map(|id| UnitSpec {
-            id,
-            charset: if id % 2 == 0 { "UTF8" } else { "WIN1252" },
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn trigger_captured_demo_reaches_every_unit() {
-    let mut env = TestEnv::new(&specs(6))
+    let mut env = TestEnv::new(&UnitSpec::mixed(6))
         .await
         .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
     env.table_toml = TRIGGER.into();
@@ -100,7 +91,7 @@ async fn trigger_captured_demo_reaches_every_unit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_unit_change_applied_by_ponte_does_not_echo() {
-    let mut env = upstream_env(&specs(3), "pg_wins")
+    let mut env = upstream_env(&UnitSpec::mixed(3), "pg_wins")
         .await
         .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
     env.table_toml = TRIGGER.into();

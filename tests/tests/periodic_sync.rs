@@ -18,15 +18,6 @@ use sqlx::Connection;
 const BIN: &str = env!("CARGO_BIN_EXE_ponte-under-test");
 const PERIODIC: &str = "outbox = \"periodic\"\nevery = \"1s\"";
 
-fn specs(n: i32) -> Vec<UnitSpec> {
-    (1..=n)
-        .map(|id| UnitSpec {
-            id,
-            charset: if id % 2 == 0 { "UTF8" } else { "WIN1252" },
-        })
-        .collect()
-}
-
 fn relay_and_apply() -> Roles {
     Roles {
         relay: true,
@@ -62,7 +53,7 @@ async fn dead_rows(env: &TestEnv) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn periodic_demo_reaches_every_unit_and_bad_routing_waits() {
-    let mut env = TestEnv::new(&specs(3))
+    let mut env = TestEnv::new(&UnitSpec::mixed(3))
         .await
         .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
     env.table_toml = PERIODIC.into();
@@ -183,7 +174,7 @@ async fn insert_customers(pool: &sqlx::PgPool, first: i64, n: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_long_transaction_and_a_same_timestamp_burst_lose_nothing_and_lag_stays_low() {
-    let mut env = TestEnv::new(&specs(3))
+    let mut env = TestEnv::new(&UnitSpec::mixed(3))
         .await
         .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
     env.table_extra = vec![(
@@ -318,7 +309,7 @@ async fn a_long_transaction_and_a_same_timestamp_burst_lose_nothing_and_lag_stay
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_mid_round_redoes_the_round_exactly_once() {
-    let mut env = TestEnv::new(&specs(3))
+    let mut env = TestEnv::new(&UnitSpec::mixed(3))
         .await
         .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
     env.table_extra = vec![("customers".into(), PERIODIC.into())];
@@ -397,7 +388,7 @@ async fn kill_9_mid_round_redoes_the_round_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_unit_change_to_a_periodic_table_is_not_sent_back() {
-    let mut env = upstream_env(&specs(3), "pg_wins")
+    let mut env = upstream_env(&UnitSpec::mixed(3), "pg_wins")
         .await
         .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
     env.table_extra = vec![("customers".into(), PERIODIC.into())];
@@ -460,7 +451,7 @@ async fn a_unit_change_to_a_periodic_table_is_not_sent_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_periodic_tables_are_refused_by_name() {
-    let mut env = TestEnv::new(&specs(1))
+    let mut env = TestEnv::new(&UnitSpec::mixed(1))
         .await
         .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
     let refusal = |env: &TestEnv| {
@@ -513,7 +504,7 @@ async fn bad_periodic_tables_are_refused_by_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_locked_row_waits_without_a_busy_loop_and_goes_when_released() {
-    let mut env = TestEnv::new(&specs(1))
+    let mut env = TestEnv::new(&UnitSpec::mixed(1))
         .await
         .expect("test environment (PostgreSQL, RabbitMQ, Firebird)");
     env.table_extra = vec![(
