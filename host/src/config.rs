@@ -2,10 +2,10 @@
 //! so that a bad file fails at start with the line at fault.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::model::Op;
 
@@ -16,7 +16,7 @@ mod upstream;
 pub use legacy::{is_plain_identifier, UnitTriggers};
 pub use lifecycle::{LoadConfig, VerifyConfig};
 pub use outbox::{periodic_tables, trigger_tables, OutboxCapture};
-pub use upstream::{ConflictPolicy, Fanout, UpstreamConfig, UpstreamTable};
+pub use upstream::{ConflictPolicy, Fanout, UnitCapture, UpstreamConfig, UpstreamTable};
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -167,73 +167,6 @@ pub struct Unit {
     pub database: String,
 }
 
-/// A parsed list of unit ids (sorted, unique).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdList(pub Vec<i32>);
-
-impl IdList {
-    /// Parses `"1-3,7"`.
-    pub fn parse(text: &str) -> Result<IdList, String> {
-        let mut ids = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (lo, hi) = match part.split_once('-') {
-                Some((lo, hi)) => (lo.trim(), hi.trim()),
-                None => (part, part),
-            };
-            let lo: i32 = lo
-                .parse()
-                .map_err(|_| format!("`{part}` is not an id or a range"))?;
-            let hi: i32 = hi
-                .parse()
-                .map_err(|_| format!("`{part}` is not an id or a range"))?;
-            if lo < 1 || hi < lo || hi - lo > 10_000 {
-                return Err(format!("range `{part}` must be ascending positive ids"));
-            }
-            ids.extend(lo..=hi);
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        if ids.is_empty() {
-            return Err("no unit ids given".into());
-        }
-        Ok(IdList(ids))
-    }
-}
-
-impl<'de> Deserialize<'de> for IdList {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        IdList::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// The set of operations allowed for a table, written `"IUD"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpSet(pub Vec<Op>);
-
-impl OpSet {
-    /// Whether `op` is allowed.
-    pub fn allows(&self, op: Op) -> bool {
-        self.0.contains(&op)
-    }
-}
-
-impl<'de> Deserialize<'de> for OpSet {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        let mut ops = Vec::new();
-        for c in text.chars() {
-            let op = Op::from_code(&c.to_string()).ok_or_else(|| {
-                serde::de::Error::custom(format!("operation `{c}` is not one of I, U, D"))
-            })?;
-            if !ops.contains(&op) {
-                ops.push(op);
-            }
-        }
-        Ok(OpSet(ops))
-    }
-}
-
 /// Relay tuning.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -358,39 +291,10 @@ pub struct HttpConfig {
     pub listen: String,
 }
 
-mod defaults {
-    pub fn pg_pool() -> u32 {
-        8
-    }
-    pub fn io_timeout_ms() -> u64 {
-        10_000
-    }
-    pub fn fb_timeout_ms() -> u64 {
-        30_000
-    }
-    pub fn exchange() -> String {
-        "pax".into()
-    }
-    pub fn prefetch() -> u16 {
-        1_000
-    }
-    pub fn delivery_limit() -> u32 {
-        20
-    }
-    pub fn fb_user() -> String {
-        "SYSDBA".into()
-    }
-    pub fn fb_charset() -> String {
-        "UTF8".into()
-    }
-    pub fn all_ops() -> super::OpSet {
-        super::OpSet(vec![
-            crate::model::Op::Insert,
-            crate::model::Op::Update,
-            crate::model::Op::Delete,
-        ])
-    }
-}
+mod defaults;
+mod lists;
+pub use lists::{IdList, OpSet};
+mod load;
 
 impl Default for RelayConfig {
     fn default() -> Self {
@@ -426,145 +330,6 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: "127.0.0.1:9187".into(),
         }
-    }
-}
-
-impl Config {
-    /// Reads, parses, applies env overrides and validates.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut config = Config::parse(&text).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
-                path: path.to_path_buf(),
-                message,
-            },
-            other => other,
-        })?;
-        config.apply_env(|k| std::env::var(k).ok());
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Parses TOML text (no env, no validation).
-    pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::from("<text>"),
-            message: e.to_string(),
-        })
-    }
-
-    /// Applies the secret overrides from the environment.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
-        if let Some(v) = get("PONTE_POSTGRES_URL") {
-            self.postgres.url = v;
-        }
-        if let Some(v) = get("PONTE_AMQP_URL") {
-            self.amqp.url = v;
-        }
-        if let Some(v) = get("PONTE_FIREBIRD_USER") {
-            self.firebird.user = v;
-        }
-        if let Some(v) = get("PONTE_FIREBIRD_PASSWORD") {
-            self.firebird.password = v;
-        }
-    }
-
-    /// Cross-field rules.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.units.database.contains("{id}") && self.units.ids.0.len() > 1 {
-            return Err(ConfigError::Invalid(
-                "[units] database must contain `{id}` when several units are configured".into(),
-            ));
-        }
-        for key in self.units.databases.keys() {
-            let ok = key.parse::<i32>().map(|id| self.units.ids.0.contains(&id));
-            if ok != Ok(true) {
-                return Err(ConfigError::Invalid(format!(
-                    "[units.databases] key `{key}` is not a configured unit id"
-                )));
-            }
-        }
-        for (name, table) in &self.tables {
-            if name.is_empty() || name.len() > 50 || name.contains('.') || name.contains('#') {
-                return Err(ConfigError::Invalid(format!(
-                    "[tables.{name}]: a table name is 1..50 characters without `.` or `#`"
-                )));
-            }
-            if table.ops.0.is_empty() {
-                return Err(ConfigError::Invalid(format!(
-                    "[tables.{name}] ops is empty"
-                )));
-            }
-            let target = table
-                .settings
-                .as_ref()
-                .and_then(|s| s.get("target"))
-                .and_then(|v| v.as_str());
-            if let Some(target) = target.filter(|t| crate::model::is_own_table(t)) {
-                return Err(ConfigError::Invalid(format!(
-                    "[tables.{name}] settings.target: {}",
-                    crate::model::own_table_refusal(target)
-                )));
-            }
-            if table.unit_column.is_some() && table.unit_sql.is_some() {
-                return Err(ConfigError::Invalid(format!(
-                    "[tables.{name}]: set unit_column or unit_sql, not both"
-                )));
-            }
-        }
-        if self.relay.batch_size == 0 || self.apply.batch_size == 0 {
-            return Err(ConfigError::Invalid(
-                "batch sizes must be at least 1".into(),
-            ));
-        }
-        if self.apply.batch_size > usize::from(self.amqp.prefetch) {
-            return Err(ConfigError::Invalid(format!(
-                "[apply] batch_size = {} is larger than [amqp] prefetch = {}: a batch could never fill \
-                 (keep prefetch at about twice batch_size so the next batch arrives while one commits)",
-                self.apply.batch_size, self.amqp.prefetch
-            )));
-        }
-        self.upstream.validate(self)?;
-        legacy::validate(self)?;
-        outbox::validate(self)?;
-        self.load.validate().map_err(ConfigError::Invalid)?;
-        self.verify.validate().map_err(ConfigError::Invalid)?;
-        Ok(())
-    }
-
-    /// The configured units with their resolved databases.
-    pub fn units(&self) -> Vec<Unit> {
-        self.units
-            .ids
-            .0
-            .iter()
-            .map(|&id| Unit {
-                id,
-                database: self
-                    .units
-                    .databases
-                    .get(&id.to_string())
-                    .cloned()
-                    .unwrap_or_else(|| self.units.database.replace("{id}", &id.to_string())),
-            })
-            .collect()
-    }
-
-    /// Whether `table`/`op` is whitelisted.
-    pub fn allows(&self, table: &str, op: Op) -> bool {
-        self.tables.get(table).is_some_and(|t| t.ops.allows(op))
-    }
-
-    /// The table's settings as JSON text ("{}" when none).
-    pub fn table_settings_json(&self, table: &str) -> String {
-        self.tables
-            .get(table)
-            .and_then(|t| t.settings.as_ref())
-            .and_then(|s| serde_json::to_string(s).ok())
-            .unwrap_or_else(|| "{}".into())
     }
 }
 

@@ -222,3 +222,26 @@ pub async fn unit2_customer_reaches_units_1_and_3(env: &TestEnv) -> anyhow::Resu
     .await?;
     Ok(id)
 }
+
+/// Starts a host with every role on a runtime of its own, so that dropping the runtime
+/// (`shutdown_background`) kills it mid-await: no drain, connections cut.
+pub async fn start_killable(config: ponte::config::Config) -> tokio::runtime::Runtime {
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let running = rt
+            .block_on(ponte::daemon::start(
+                std::sync::Arc::new(config),
+                ponte::daemon::Roles::all(),
+                tokio_util::sync::CancellationToken::new(),
+            ))
+            .unwrap();
+        drop(running);
+        rt
+    })
+    .await
+    .unwrap()
+}

@@ -4,17 +4,15 @@
 //! row by row (nothing lost), and every applied change was fanned out exactly once (nothing
 //! duplicated), though some were published twice.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use ponte::daemon::{start, Roles};
+use ponte::daemon::Roles;
 use ponte_tests::upstream::{
-    fb_clientes, legacy_next_id, legacy_session, pg_customers, sync_log_count, upstream_env,
-    wait_until, ID_BLOCK,
+    fb_clientes, legacy_next_id, legacy_session, pg_customers, start_killable, sync_log_count,
+    upstream_env, wait_until, ID_BLOCK,
 };
 use ponte_tests::UnitSpec;
 use rsfbclient::prelude::*;
-use tokio_util::sync::CancellationToken;
 
 const UNITS: [UnitSpec; 2] = [
     UnitSpec {
@@ -26,28 +24,6 @@ const UNITS: [UnitSpec; 2] = [
         charset: "WIN1252",
     },
 ];
-
-/// Starts a host on a runtime of its own, so that dropping the runtime kills it.
-async fn start_killable(config: ponte::config::Config) -> tokio::runtime::Runtime {
-    tokio::task::spawn_blocking(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let running = rt
-            .block_on(start(
-                Arc::new(config),
-                Roles::all(),
-                CancellationToken::new(),
-            ))
-            .unwrap();
-        drop(running);
-        rt
-    })
-    .await
-    .unwrap()
-}
 
 async fn kill(rt: tokio::runtime::Runtime) {
     tokio::task::spawn_blocking(move || rt.shutdown_background())

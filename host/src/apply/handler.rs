@@ -125,7 +125,7 @@ impl UnitHandler {
         shutdown: &CancellationToken,
     ) -> Result<Result<Vec<BatchOutcome>, BatchError>, WorkerError> {
         let timeout = Duration::from_millis(self.config.firebird.timeout_ms);
-        let generators = crate::legacy::generators(&self.config);
+        let hooks = crate::firebird::UnitHooks::of(&self.config);
         let unit = self.unit.id;
         let job = self.worker.run(timeout, move |session| {
             let attempt = |session: &mut FbSession| {
@@ -136,7 +136,7 @@ impl UnitHandler {
                         failure,
                     })
                     .and_then(|(conn, columns)| {
-                        apply_batch_with(conn, &batch, &generators, columns)
+                        apply_batch_with(conn, &batch, &hooks, columns)
                     })
             };
             let mut result = attempt(session);

@@ -6,8 +6,9 @@
 use rsfbclient::prelude::*;
 use rsfbclient::FbError;
 
+use super::periodic::PeriodicSql;
 use super::shape::TableShape;
-use crate::config::{Config, UpstreamTable};
+use crate::config::{Config, UnitCapture, UpstreamTable};
 use crate::firebird::{migrate_unit, FbConn, HOST_WRITE_FLAG};
 
 /// Characters of SYNC_LOG.ROW_KEY and of the trigger's key variables.
@@ -29,6 +30,8 @@ pub struct InstallReport {
     pub generators: Vec<crate::legacy::GeneratorMove>,
     /// `unit_triggers = "guard"` applied: (trigger, outcome).
     pub guarded: Vec<(String, String)>,
+    /// Tables under periodic capture (no trigger), with whether their baseline was taken now.
+    pub periodic: Vec<(String, bool)>,
 }
 
 /// The trigger of one table: logs the key, the base version, the time and (I/U) the row image as
@@ -122,8 +125,14 @@ pub fn install_unit(
         .map(|(name, outcome)| (name, outcome.to_string()))
         .collect();
     for (table, t, shape) in shapes {
-        conn.execute(&trigger_sql(&shape, t), ())?;
-        report.tables.push(table.clone());
+        if t.capture == UnitCapture::Periodic {
+            let sql = PeriodicSql::new(&shape, t.downstream(), t.change_column.as_deref())
+                .map_err(FbError::Other)?;
+            report.periodic.push((table.clone(), sql.seed(conn)?));
+        } else {
+            conn.execute(&trigger_sql(&shape, t), ())?;
+            report.tables.push(table.clone());
+        }
         if let Some((low, high)) = range {
             let key = t.indice_key.clone().unwrap_or_else(|| table.clone());
             if let Some(raised) = raise_into_range(conn, &key, low, high)? {
@@ -133,7 +142,12 @@ pub fn install_unit(
     }
     for name in capture_triggers(conn)? {
         let table = name.trim_start_matches(TRIGGER_PREFIX);
-        if !config.upstream.tables.contains_key(table) {
+        let triggered = config
+            .upstream
+            .tables
+            .get(table)
+            .is_some_and(|t| t.capture == UnitCapture::Trigger);
+        if !triggered {
             conn.execute(&format!("DROP TRIGGER {name}"), ())?;
             report.dropped.push(name);
         }
@@ -141,12 +155,17 @@ pub fn install_unit(
     Ok(report)
 }
 
-/// Drops every capture trigger; the log, its pending rows and the epoch stay (a later install
+/// Drops every capture trigger and ends periodic capture (its fingerprints are forgotten; a later
+/// install takes a new baseline); the log, its pending rows and the epoch stay (a later install
 /// continues the same sequence). Returns the triggers dropped.
 pub fn remove_unit(conn: &mut FbConn) -> Result<Vec<String>, FbError> {
     let names = capture_triggers(conn)?;
     for name in &names {
         conn.execute(&format!("DROP TRIGGER {name}"), ())?;
+    }
+    if crate::firebird::relation_exists(conn, "SYNC_PERIODIC_TABLE")? {
+        conn.execute("DELETE FROM SYNC_PERIODIC_TABLE", ())?;
+        conn.execute("DELETE FROM SYNC_PERIODIC", ())?;
     }
     Ok(names)
 }
@@ -198,6 +217,7 @@ mod tests {
             name: name.into(),
             kind,
             chars: 0,
+            canon: None,
         };
         let shape = TableShape {
             table: "CLIENTES".into(),
@@ -219,6 +239,9 @@ mod tests {
             version_column: None,
             fanout: Fanout::None,
             indice_key: None,
+            capture: crate::config::UnitCapture::Trigger,
+            every: None,
+            change_column: None,
         };
         let sql = trigger_sql(&shape, &t);
         assert!(sql.starts_with("CREATE OR ALTER TRIGGER SYNC$CLIENTES FOR \"CLIENTES\" ACTIVE AFTER INSERT OR UPDATE OR DELETE"));

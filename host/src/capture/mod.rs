@@ -5,6 +5,7 @@
 
 mod install;
 mod log;
+pub mod periodic;
 mod publisher;
 mod shape;
 
@@ -67,9 +68,9 @@ pub async fn run_command(config: &Config, units: &[Unit], install: bool) -> anyh
             let text = if install {
                 let r = install_unit(&mut conn, &cfg, id).map_err(|e| classify(&e))?;
                 format!(
-                    "triggers on {:?}; dropped {:?}; INDICE raised {:?}; generators raised {:?}; \
-                     unit triggers guarded {:?}",
-                    r.tables, r.dropped, r.indice, r.generators, r.guarded
+                    "triggers on {:?}; periodic (baseline taken now) {:?}; dropped {:?}; \
+                     INDICE raised {:?}; generators raised {:?}; unit triggers guarded {:?}",
+                    r.tables, r.periodic, r.dropped, r.indice, r.generators, r.guarded
                 )
             } else {
                 let dropped = remove_unit(&mut conn).map_err(|e| classify(&e))?;

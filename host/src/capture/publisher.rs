@@ -4,12 +4,14 @@
 //! ahead of an earlier one that must be retried. A crash between confirm and delete republishes
 //! with the same correlation id, which the PG inbox absorbs (at-least-once, effect once).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::log::{prune, LogReader};
+use super::periodic::{periodic_tables, run_round};
 use super::CaptureError;
 use crate::amqp::{AmqpLink, Outgoing, Publisher, Topology};
 use crate::backoff::Backoff;
@@ -17,6 +19,9 @@ use crate::config::{Config, Unit};
 use crate::firebird::{classify, FbFailureKind};
 use crate::firebird::{FbWorker, WorkerError};
 use crate::telemetry::Metrics;
+
+/// A failed periodic round is tried again after at most this long.
+const RETRY_ROUND: Duration = Duration::from_secs(5);
 
 /// The capture publisher of one unit.
 pub struct CapturePublisher {
@@ -70,8 +75,35 @@ impl CapturePublisher {
         );
         let mut backoff = Backoff::default();
         let poll = Duration::from_millis(self.config.upstream.poll_interval_ms);
+        let periodic = periodic_tables(&self.config);
+        let mut due_at: BTreeMap<String, Instant> = periodic
+            .iter()
+            .map(|(table, _, _)| (table.clone(), Instant::now()))
+            .collect();
         tracing::info!(unit = self.unit.id, "Capture publisher started.");
         while !shutdown.is_cancelled() {
+            let now = Instant::now();
+            let due: Vec<String> = due_at
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(table, _)| table.clone())
+                .collect();
+            if !due.is_empty() {
+                // A round only writes SYNC_LOG and fingerprints in one transaction; stopping
+                // mid-round rolls it back and the next round finds the same changes.
+                let ok = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    r = self.periodic_round(&mut worker, due.clone()) => r,
+                };
+                for (table, _, every) in periodic.iter().filter(|(t, _, _)| due.contains(t)) {
+                    let wait = if ok {
+                        *every
+                    } else {
+                        (*every).min(RETRY_ROUND)
+                    };
+                    due_at.insert(table.clone(), now + wait);
+                }
+            }
             // Stopping mid-round is safe: a log row is deleted only after its confirm, and a
             // change confirmed but not yet deleted is republished and absorbed by the inbox.
             let round = tokio::select! {
@@ -98,12 +130,73 @@ impl CapturePublisher {
                     delay
                 }
             };
+            let next_round = due_at
+                .values()
+                .min()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            let delay = next_round.map_or(delay, |d| d.min(delay));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(delay) => {}
             }
         }
         tracing::info!(unit = self.unit.id, "Capture publisher stopped.");
+    }
+
+    /// One periodic capture round over `due` on the unit's thread; whether it committed.
+    async fn periodic_round(&self, worker: &mut FbWorker, due: Vec<String>) -> bool {
+        let tables = due.join(", ");
+        // A round scans whole tables inside Firebird: it gets ten times the statement timeout.
+        let timeout = Duration::from_millis(self.config.firebird.timeout_ms.saturating_mul(10));
+        let config = Arc::clone(&self.config);
+        let started = Instant::now();
+        let result = worker
+            .run(timeout, move |session| {
+                let result = session
+                    .conn()
+                    .and_then(|conn| run_round(conn, &config, &due).map_err(|e| classify(&e)));
+                if matches!(&result, Err(f) if f.kind == FbFailureKind::Connection) {
+                    session.reset();
+                }
+                result
+            })
+            .await;
+        let unit = self.unit.id;
+        let report = match result {
+            Ok(Ok(report)) => report,
+            Ok(Err(failure)) => {
+                // An update conflict with a concurrent apply transaction is the common case.
+                tracing::warn!(unit, tables = %tables, error = %failure, "Periodic capture round rolled back; nothing was lost, retrying.");
+                return false;
+            }
+            Err(e) => {
+                if matches!(e, WorkerError::Timeout(_)) {
+                    if let Ok(w) = self.worker() {
+                        *worker = w;
+                    }
+                }
+                tracing::warn!(unit, tables = %tables, error = %e, "Periodic capture round did not finish; nothing was lost, retrying.");
+                return false;
+            }
+        };
+        for table in &report.not_installed {
+            tracing::error!(unit, table = %table, "Periodic capture is not installed for this table at this unit; its changes are not captured until `ponte capture install` runs.");
+        }
+        for (table, count) in &report.tables {
+            let rows = &self.metrics.upstream_periodic_rows;
+            rows.with_label_values(&[&self.label, table, "changed"])
+                .inc_by(count.changed.max(0) as u64);
+            rows.with_label_values(&[&self.label, table, "deleted"])
+                .inc_by(count.deleted.max(0) as u64);
+            if count.changed + count.deleted > 0 {
+                tracing::info!(unit, table = %table, changed = count.changed, deleted = count.deleted, elapsed_ms = started.elapsed().as_millis() as u64, "Periodic capture logged changes.");
+            }
+        }
+        self.metrics
+            .upstream_periodic_round
+            .with_label_values(&[&self.label])
+            .set(chrono::Utc::now().timestamp());
+        true
     }
 
     /// One read-publish-prune round; returns the log rows consumed.

@@ -5,6 +5,7 @@ use rsfbclient::prelude::*;
 use rsfbclient::FbError;
 
 use crate::firebird::FbConn;
+use crate::lifecycle::verify::canon::Kind;
 
 /// How a column is read into the row image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct FbColumn {
     pub kind: ColumnKind,
     /// Characters of a CHAR/VARCHAR (0 for other types).
     pub chars: usize,
+    /// How its value is fingerprinted (periodic capture); None: not compared.
+    pub canon: Option<Kind>,
 }
 
 /// A captured table.
@@ -62,6 +65,16 @@ fn kind(field_type: i64, sub_type: i64, scale: i64) -> ColumnKind {
     }
 }
 
+fn canon_kind(field_type: i64, sub_type: i64, scale: i64, chars: i64) -> Option<Kind> {
+    let small = |v: i64| i16::try_from(v).ok();
+    Kind::of(
+        small(field_type)?,
+        small(sub_type)?,
+        small(scale)?,
+        i32::try_from(chars).ok(),
+    )
+}
+
 impl TableShape {
     /// Reads the shape of `table` (upper case); an error when it does not exist or has no
     /// primary key.
@@ -85,6 +98,7 @@ impl TableShape {
                 name,
                 kind: kind(t, sub, scale),
                 chars: usize::try_from(chars).unwrap_or(0),
+                canon: canon_kind(t, sub, scale, chars),
             })
             .collect();
         let keys: Vec<(String,)> = conn.query(
@@ -186,13 +200,22 @@ impl TableShape {
     /// trimmed; text escaped for JSON). Appended piece by piece to a blob, so no intermediate
     /// string meets the 32 KB VARCHAR limit.
     pub fn image_psql(&self) -> String {
-        let mut out = String::from("IMG = '{';\n");
-        let columns = self
-            .columns
+        self.image_psql_of(&|c: &FbColumn| format!("NEW.\"{}\"", c.name))
+    }
+
+    /// The columns of the row image (every column but binary blobs), in position order.
+    pub fn image_columns(&self) -> impl Iterator<Item = &FbColumn> {
+        self.columns
             .iter()
-            .filter(|c| c.kind != ColumnKind::Unsupported);
-        for (i, c) in columns.enumerate() {
-            let col = format!("NEW.\"{}\"", c.name);
+            .filter(|c| c.kind != ColumnKind::Unsupported)
+    }
+
+    /// [`TableShape::image_psql`] reading each column's value from `value(column)` (a record
+    /// field or a PSQL variable).
+    pub fn image_psql_of(&self, value: &dyn Fn(&FbColumn) -> String) -> String {
+        let mut out = String::from("IMG = '{';\n");
+        for (i, c) in self.image_columns().enumerate() {
+            let col = value(c);
             let quoted = |e: String| format!("COALESCE('\"' || {e} || '\"', 'null')");
             let value = match c.kind {
                 ColumnKind::Int => format!("COALESCE(CAST({col} AS VARCHAR(20)), 'null')"),
@@ -286,16 +309,19 @@ mod tests {
                     name: "A".into(),
                     kind: ColumnKind::Varchar,
                     chars: 10,
+                    canon: None,
                 },
                 FbColumn {
                     name: "B".into(),
                     kind: ColumnKind::Int,
                     chars: 0,
+                    canon: None,
                 },
                 FbColumn {
                     name: "C".into(),
                     kind: ColumnKind::Unsupported,
                     chars: 0,
+                    canon: None,
                 },
             ],
             pk: vec![0, 1],

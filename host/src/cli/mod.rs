@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod dlq;
 mod generated;
 mod legacy;
 mod lifecycle;
@@ -299,7 +300,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::ops::status::report(&config).await?);
             Ok(())
         }
-        Command::Dlq(cmd) => dlq(cmd, &config).await,
+        Command::Dlq(cmd) => dlq::dlq(cmd, &config).await,
         Command::Demo(cmd) => crate::demo::run_command(cmd, &config).await,
         Command::Capture(cmd) => {
             let (install, only) = match cmd {
@@ -332,54 +333,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => lifecycle::verify(args, &config).await,
         Command::Repair(args) => lifecycle::repair(args, &config).await,
         Command::Transform(_) | Command::Completions { .. } | Command::Man { .. } => Ok(()),
-    }
-}
-
-async fn dlq(cmd: DlqCommand, config: &Config) -> anyhow::Result<()> {
-    use crate::ops::dlq;
-    match cmd {
-        DlqCommand::List { limit } => {
-            let letters = dlq::list(config, limit).await?;
-            println!("{} dead letter(s) shown", letters.len());
-            for l in letters {
-                println!(
-                    "{:>4}  {}  unit {:<4} {:<40} [{}] {}",
-                    l.position, l.correlation_id, l.unit, l.routing_key, l.class, l.reason
-                );
-            }
-            Ok(())
-        }
-        DlqCommand::Show { correlation_id } => {
-            let Some(l) = dlq::find(config, &correlation_id).await? else {
-                anyhow::bail!("no dead letter with correlation id {correlation_id}");
-            };
-            println!(
-                "correlation id: {}\nrouting key:    {}\nunit:           {}\nclass:          {}\n\
-                 reason:         {}\ndead at:        {}\nposition:       {}\nbody:\n{}",
-                l.correlation_id,
-                l.routing_key,
-                l.unit,
-                l.class,
-                l.reason,
-                l.dead_at,
-                l.position,
-                l.body
-            );
-            Ok(())
-        }
-        DlqCommand::Replay {
-            correlation_ids,
-            all,
-        } => {
-            let n = dlq::replay(config, &correlation_ids, all).await?;
-            println!("{n} dead letter(s) replayed");
-            Ok(())
-        }
-        DlqCommand::RequeueOutbox { id, unit } => {
-            let n = dlq::requeue_outbox(config, id, unit).await?;
-            println!("{n} outbox row(s) back to pending");
-            Ok(())
-        }
     }
 }
 

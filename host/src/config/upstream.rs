@@ -93,6 +93,28 @@ pub struct UpstreamTable {
     /// INDICE key of this table's ids (for the id ranges); default: the Firebird table name.
     #[serde(default)]
     pub indice_key: Option<String>,
+    /// How the unit's changes are found: `trigger` (default, a SYNC$ trigger logs each write) or
+    /// `periodic` (no trigger: a round every `every` compares row fingerprints, docs/upstream.md).
+    #[serde(default)]
+    pub capture: UnitCapture,
+    /// `capture = "periodic"`: how often a round runs ("30s", "5m").
+    #[serde(default, deserialize_with = "super::lifecycle::every")]
+    pub every: Option<std::time::Duration>,
+    /// `capture = "periodic"`: a unit TIMESTAMP column the legacy application sets when it writes
+    /// a row; its value becomes the change time (else the time the round found the change).
+    #[serde(default)]
+    pub change_column: Option<String>,
+}
+
+/// How a unit table's changes are captured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitCapture {
+    /// A generated trigger logs every write in its transaction.
+    #[default]
+    Trigger,
+    /// No trigger: rounds compare every row's fingerprint with the last one captured.
+    Periodic,
 }
 
 fn default_conflict() -> ConflictPolicy {
@@ -198,6 +220,7 @@ impl UpstreamConfig {
                 }
                 _ => {}
             }
+            validate_capture(t).map_err(|m| ConfigError::Invalid(format!("{at}: {m}")))?;
             if config.tables.contains_key(name) {
                 return bad(format!("{at}: `{name}` is also a [tables] entry; transform bindings share one namespace"));
             }
@@ -215,6 +238,28 @@ impl UpstreamConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// `every` and `change_column` belong to `capture = "periodic"`, which needs `every`.
+fn validate_capture(t: &UpstreamTable) -> Result<(), String> {
+    if t.capture == UnitCapture::Trigger {
+        if t.every.is_some() || t.change_column.is_some() {
+            return Err("every and change_column belong to capture = \"periodic\"".into());
+        }
+        return Ok(());
+    }
+    match t.every {
+        None => Err("capture = \"periodic\" needs every = \"5m\" (how often a round runs)".into()),
+        Some(d) if d < std::time::Duration::from_secs(1) => {
+            Err("capture = \"periodic\": every must be at least 1s".into())
+        }
+        _ => match &t.change_column {
+            Some(c) if !plain_ident(c) || c.to_uppercase() != *c => Err(format!(
+                "change_column `{c}` must be an upper-case Firebird column name"
+            )),
+            _ => Ok(()),
+        },
     }
 }
 
@@ -292,5 +337,23 @@ transform = "customers"
             .unwrap_err()
             .contains("unknown field"));
         assert!(parse(&t.replace("CLIENTES", "customers")).is_err());
+        let periodic = format!("{t}capture = \"periodic\"\n");
+        assert!(parse(&periodic).unwrap_err().contains("needs every"));
+        assert!(parse(&format!("{t}every = \"5m\"\n"))
+            .unwrap_err()
+            .contains("belong to capture"));
+        assert!(parse(&format!(
+            "{periodic}every = \"5m\"\nchange_column = \"x\"\n"
+        ))
+        .unwrap_err()
+        .contains("upper-case"));
+        let ok = parse(&format!(
+            "{periodic}every = \"5m\"\nchange_column = \"ALTERADO\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.upstream.tables["CLIENTES"].every,
+            Some(std::time::Duration::from_secs(300))
+        );
     }
 }

@@ -9,23 +9,24 @@
 use std::collections::{HashMap, HashSet};
 
 use rsfbclient::prelude::*;
-use rsfbclient::{FbError, SqlType};
+use rsfbclient::FbError;
 
-use super::block::{blockable, contexts, message_bytes, substitute, Block};
+use super::block::{blockable, message_bytes, substitute, Block};
 use super::charset::{self, TextColumns};
 use super::connect::FbConn;
 use super::error::{classify, FbFailure, FbFailureKind};
-use super::generator::{raise_generators, Generators};
+use super::generator::raise_generators;
+use super::hooks::UnitHooks;
+use super::ledger::{insert_ledger, ledger_error, pack_ledger};
 use super::lookup::{flag_host_write, ledger_lookup, row_versions, HostWrite};
+use super::statements::{
+    apply_one, footprint, in_range, pack_change, pack_claims, CLAIM_CONTEXTS, INDICE_PARAM_BYTES,
+};
+use crate::capture::periodic::ApplyShadow;
 use crate::model::{Op, Output, Value};
 
 /// Name of the transaction context variable set while the host writes; capture triggers skip it.
 pub const HOST_WRITE_FLAG: &str = "PONTE_APPLY";
-
-/// The ledger row of one change; both apply paths use this one text.
-const LEDGER_INSERT: &str =
-    "INSERT INTO SYNC_CONTROL (CORRELATION_ID, OUTBOX_ID, TABLE_NAME, OP, OUTCOME, APPLIED_SEQ) \
-     VALUES (?, ?, ?, ?, ?, GEN_ID(GEN_SYNC_APPLIED, 1))";
 
 /// A row's first version and a later one: the packed path knows from its lookup which applies.
 const ROW_VERSION_INSERT: &str =
@@ -97,25 +98,24 @@ pub fn apply_batch(conn: &mut FbConn, batch: &[Prepared]) -> Result<Vec<BatchOut
     apply_batch_with(
         conn,
         batch,
-        &Generators::default(),
+        &UnitHooks::default(),
         &mut TextColumns::default(),
     )
 }
 
-/// [`apply_batch`], also raising the legacy key `generators` past the ids the batch writes;
-/// `columns` caches the unit's text column charsets across batches of one connection.
+/// [`apply_batch`], also raising the legacy key generators past the ids the batch writes and
+/// keeping periodic capture's fingerprints (`hooks`); `columns` caches the unit's text column
+/// charsets across batches of one connection.
 pub fn apply_batch_with(
     conn: &mut FbConn,
     batch: &[Prepared],
-    generators: &Generators,
+    hooks: &UnitHooks,
     columns: &mut TextColumns,
 ) -> Result<Vec<BatchOutcome>, BatchError> {
-    match in_transaction(conn, |c| run(c, batch, Mode::Blocks, generators, columns)) {
+    match in_transaction(conn, |c| run(c, batch, Mode::Blocks, hooks, columns)) {
         Err(e) if !e.needs_new_connection() => {
             tracing::info!(error = %e, "Packed apply failed; re-running statement by statement to find the change at fault.");
-            in_transaction(conn, |c| {
-                run(c, batch, Mode::Statements, generators, columns)
-            })
+            in_transaction(conn, |c| run(c, batch, Mode::Statements, hooks, columns))
         }
         ok => ok,
     }
@@ -165,7 +165,7 @@ fn run(
     conn: &mut FbConn,
     batch: &[Prepared],
     mode: Mode,
-    generators: &Generators,
+    hooks: &UnitHooks,
     columns: &mut TextColumns,
 ) -> Result<Vec<BatchOutcome>, BatchError> {
     let whole = |e: FbError| BatchError {
@@ -185,6 +185,9 @@ fn run(
         }
     };
     let applied = ledger_lookup(conn, batch).map_err(whole)?;
+    // Periodic capture: a local change to a row this batch overwrites is logged first.
+    let shadow = ApplyShadow::prepare(conn, &hooks.periodic, batch).map_err(whole)?;
+    shadow.before_writes(conn).map_err(whole)?;
     // Each row's last applied sequence before this batch, and its newest one within it.
     let versions = row_versions(conn, batch).map_err(whole)?;
     let mut written: HashMap<(&str, &str), i64> = HashMap::new();
@@ -327,7 +330,8 @@ fn run(
     }
     pack_claims(&mut block, &mut claims);
     flush(conn, &mut block).map_err(whole)?;
-    raise_generators(conn, generators, batch, range).map_err(whole)?;
+    raise_generators(conn, &hooks.generators, batch, range).map_err(whole)?;
+    shadow.after_writes(conn).map_err(whole)?;
     Ok(outcomes)
 }
 
@@ -338,24 +342,6 @@ fn allocates_ids(change: &Prepared) -> bool {
         .iter()
         .flat_map(|s| s.params.iter())
         .any(|v| matches!(v, Value::NewId(_)))
-}
-
-/// Contexts one packed INDICE raise takes (an UPDATE and an INSERT).
-const CLAIM_CONTEXTS: usize = 3;
-/// Message bytes of an INDICE key (text up to 64 characters) and an id bound into a block.
-const INDICE_PARAM_BYTES: usize = 270;
-
-/// Writes the pending INDICE raises into the block (each key at least its highest claimed id).
-fn pack_claims(block: &mut Block, claims: &mut Vec<(String, i64)>) {
-    for (key, id) in claims.drain(..) {
-        let (k, m) = (block.bind(&Value::Text(key)), block.bind(&Value::Int(id)));
-        block.push(&format!(
-            "UPDATE INDICE SET ULTIMO_ID = MAXVALUE(ULTIMO_ID, {m}) WHERE TABELA = {k}"
-        ));
-        block.push(&format!(
-            "IF (ROW_COUNT = 0) THEN INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES ({k}, {m})"
-        ));
-    }
 }
 
 /// Changes per EXECUTE BLOCK at most (bounds the compiled request's size).
@@ -369,237 +355,9 @@ fn flush(conn: &mut FbConn, block: &mut Block) -> Result<(), FbError> {
     conn.execute(&sql, params).map(|_| ())
 }
 
-/// Rough SQL bytes, parameter bytes and table contexts a change adds to a block.
-fn footprint(change: &Prepared) -> (usize, usize, usize) {
-    let new_ids = change
-        .output
-        .statements
-        .iter()
-        .flat_map(|s| s.params.iter())
-        .filter(|v| matches!(v, Value::NewId(_)))
-        .count();
-    // Each new id: UPDATE INDICE (2), IF .. INSERT INDICE (1), SELECT .. FROM INDICE (1); the ledger INSERT (1).
-    let contexts = change
-        .output
-        .statements
-        .iter()
-        .map(|s| contexts(&s.sql))
-        .sum::<usize>()
-        + 4 * new_ids
-        + 1;
-    let sql: usize = change
-        .output
-        .statements
-        .iter()
-        .map(|s| s.sql.len() + s.params.len() * 4 + 200)
-        .sum();
-    let bytes: usize = change
-        .output
-        .statements
-        .iter()
-        .flat_map(|s| s.params.iter())
-        .map(message_bytes)
-        .sum();
-    // The ledger row's five values, and the new ids' INDICE keys.
-    (
-        sql + 300,
-        bytes + 400 + INDICE_PARAM_BYTES * new_ids,
-        contexts,
-    )
-}
-
-/// A change's statements with new ids allocated in place (its id claims are aggregated by the caller).
-fn pack_change(block: &mut Block, change: &Prepared) -> Result<(), FbError> {
-    let mut new_ids: Vec<(&str, String)> = Vec::new();
-    for statement in &change.output.statements {
-        let mut refs = Vec::with_capacity(statement.params.len());
-        for value in &statement.params {
-            match value {
-                Value::NewId(key) => {
-                    let var = match new_ids.iter().find(|(k, _)| k == key) {
-                        Some((_, var)) => var.clone(),
-                        None => {
-                            let var = block.variable();
-                            let k = block.bind(&Value::Text(key.clone()));
-                            block.push(&format!(
-                                "UPDATE INDICE SET ULTIMO_ID = ULTIMO_ID + 1 WHERE TABELA = {k}"
-                            ));
-                            block.push(&format!("IF (ROW_COUNT = 0) THEN INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES ({k}, 1)"));
-                            block.push(&format!(
-                                "SELECT ULTIMO_ID FROM INDICE WHERE TABELA = {k} INTO :{var}"
-                            ));
-                            new_ids.push((key, var.clone()));
-                            var
-                        }
-                    };
-                    refs.push(format!(":{var}"));
-                }
-                other => refs.push(block.bind(other)),
-            }
-        }
-        let sql = substitute(statement.sql.trim_end_matches(';'), &refs).ok_or_else(|| {
-            FbError::Other(format!(
-                "placeholder count does not match parameters in `{}`",
-                statement.sql
-            ))
-        })?;
-        block.push(&sql);
-    }
-    Ok(())
-}
-
-fn pack_ledger(block: &mut Block, change: &Prepared, outcome: BatchOutcome) {
-    let refs = [
-        block.bind(&Value::Text(change.correlation_id.clone())),
-        block.bind(&Value::Int(change.sequence)),
-        block.bind(&Value::Text(change.table.clone())),
-        block.bind(&Value::Text(change.op.code().to_string())),
-        block.bind(&Value::Text(outcome_code(outcome).to_string())),
-    ];
-    block.push(&substitute(LEDGER_INSERT, &refs).unwrap_or_default());
-}
-
-fn outcome_code(outcome: BatchOutcome) -> &'static str {
-    if outcome == BatchOutcome::Stale {
-        "S"
-    } else {
-        "A"
-    }
-}
-
-fn insert_ledger(
-    conn: &mut FbConn,
-    change: &Prepared,
-    outcome: BatchOutcome,
-) -> Result<usize, FbError> {
-    conn.execute(
-        LEDGER_INSERT,
-        (
-            change.correlation_id.clone(),
-            change.sequence,
-            change.table.clone(),
-            change.op.code().to_string(),
-            outcome_code(outcome).to_string(),
-        ),
-    )
-}
-
-/// A ledger insert that collides means another applier committed this id meanwhile: re-running
-/// the batch will skip it, so that is transient, not the message's fault.
-fn ledger_error(e: FbError, index: usize) -> BatchError {
-    match classify(&e) {
-        f if f.message.contains("PK_SYNC_CONTROL") => BatchError {
-            index: None,
-            failure: FbFailure {
-                kind: FbFailureKind::Transient,
-                message: f.message,
-            },
-        },
-        failure => BatchError {
-            index: Some(index),
-            failure,
-        },
-    }
-}
-
-/// Runs one change's statements with its placeholders resolved, then raises INDICE.
-fn apply_one(
-    conn: &mut FbConn,
-    change: &Prepared,
-    range: Option<(i64, i64)>,
-) -> Result<(), FbError> {
-    let mut new_ids: HashMap<&str, i64> = HashMap::new();
-    for statement in &change.output.statements {
-        let mut params = Vec::with_capacity(statement.params.len());
-        for value in &statement.params {
-            params.push(match value {
-                Value::NewId(key) => {
-                    let id = match new_ids.get(key.as_str()) {
-                        Some(&id) => id,
-                        None => {
-                            let id = next_indice_id(conn, key)?;
-                            new_ids.insert(key, id);
-                            id
-                        }
-                    };
-                    SqlType::Integer(id)
-                }
-                other => to_param(other),
-            });
-        }
-        conn.execute(&statement.sql, params)?;
-    }
-    for claim in &change.output.id_claims {
-        raise_indice(conn, &claim.indice_key, claim.id, range)?;
-    }
-    Ok(())
-}
-
-fn to_param(value: &Value) -> SqlType {
-    match value {
-        Value::Null => SqlType::Null,
-        Value::Int(v) => SqlType::Integer(*v),
-        Value::Float(v) => SqlType::Floating(*v),
-        // Text forms: the server converts exactly into NUMERIC, DATE, TIME and TIMESTAMP columns.
-        Value::Decimal(s)
-        | Value::Text(s)
-        | Value::Date(s)
-        | Value::Time(s)
-        | Value::Timestamp(s) => SqlType::Text(s.clone()),
-        Value::Blob(b) => SqlType::Binary(b.clone()),
-        Value::NewId(_) => SqlType::Null,
-    }
-}
-
-/// Allocates the next id of an INDICE key the way local applications do (row lock, +1).
-fn next_indice_id(conn: &mut FbConn, key: &str) -> Result<i64, FbError> {
-    let updated = conn.execute(
-        "UPDATE INDICE SET ULTIMO_ID = ULTIMO_ID + 1 WHERE TABELA = ?",
-        (key.to_string(),),
-    )?;
-    if updated == 0 {
-        conn.execute(
-            "INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES (?, 1)",
-            (key.to_string(),),
-        )?;
-    }
-    let row: Option<(i64,)> = conn.query_first(
-        "SELECT ULTIMO_ID FROM INDICE WHERE TABELA = ?",
-        (key.to_string(),),
-    )?;
-    row.map(|(id,)| id)
-        .ok_or_else(|| FbError::Other(format!("INDICE row `{key}` vanished")))
-}
-
-fn in_range(range: Option<(i64, i64)>, id: i64) -> bool {
-    range.is_none_or(|(low, high)| id >= low && id < high)
-}
-
-/// Makes INDICE's last id for `key` at least `id` (when `id` is in this unit's range).
-fn raise_indice(
-    conn: &mut FbConn,
-    key: &str,
-    id: i64,
-    range: Option<(i64, i64)>,
-) -> Result<(), FbError> {
-    if !in_range(range, id) {
-        return Ok(());
-    }
-    let updated = conn.execute(
-        "UPDATE INDICE SET ULTIMO_ID = MAXVALUE(ULTIMO_ID, ?) WHERE TABELA = ?",
-        (id, key.to_string()),
-    )?;
-    if updated == 0 {
-        conn.execute(
-            "INSERT INTO INDICE (TABELA, ULTIMO_ID) VALUES (?, ?)",
-            (key.to_string(), id),
-        )?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::ledger::LEDGER_INSERT;
     use super::*;
 
     #[test]

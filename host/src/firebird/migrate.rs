@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         "trigger_epoch",
         include_str!("../../../migrations/firebird/0004_trigger_epoch.sql"),
     ),
+    (
+        5,
+        "periodic_capture",
+        include_str!("../../../migrations/firebird/0005_periodic_capture.sql"),
+    ),
 ];
 
 /// Brings one unit database up to date; returns the versions applied now.

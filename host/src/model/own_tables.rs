@@ -9,6 +9,8 @@ const UNIT_TABLES: &[&str] = &[
     "SYNC_ROW_VERSION",
     "SYNC_LOG",
     "SYNC_CAPTURE_INFO",
+    "SYNC_PERIODIC",
+    "SYNC_PERIODIC_TABLE",
     "INDICE",
 ];
 

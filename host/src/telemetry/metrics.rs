@@ -67,6 +67,10 @@ pub struct Metrics {
     pub amqp_blocked: IntGaugeVec,
     /// Age of the oldest unpublished SYNC_LOG row, by unit (0 when the log is empty).
     pub upstream_lag_seconds: IntGaugeVec,
+    /// Rows periodic capture logged (I/U as `changed`, D as `deleted`), by unit and table.
+    pub upstream_periodic_rows: IntCounterVec,
+    /// Unix time of a unit's last completed periodic capture round.
+    pub upstream_periodic_round: IntGaugeVec,
 }
 
 impl Metrics {
@@ -225,6 +229,16 @@ impl Metrics {
             upstream_lag_seconds: gauge_vec(
                 "ponte_upstream_lag_seconds",
                 "Oldest unpublished SYNC_LOG row",
+                &["unit"],
+            )?,
+            upstream_periodic_rows: counter_vec(
+                "ponte_upstream_periodic_rows_total",
+                "Rows periodic capture logged at a unit, by table and kind",
+                &["unit", "table", "kind"],
+            )?,
+            upstream_periodic_round: gauge_vec(
+                "ponte_upstream_periodic_round_timestamp_seconds",
+                "Unix time of the unit's last completed periodic capture round",
                 &["unit"],
             )?,
             registry,

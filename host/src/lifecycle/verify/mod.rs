@@ -12,7 +12,7 @@
 //! - `pass`, `recheck`: the chunk pass and the confirmation of its suspects.
 //! - `report`: results; `extra`: deleting extra rows (load and repair `--delete-extra`).
 
-mod canon;
+pub(crate) mod canon;
 mod extra;
 pub(crate) mod fb;
 mod mapping;
