@@ -166,7 +166,7 @@ impl CapturePublisher {
             Ok(Ok(report)) => report,
             Ok(Err(failure)) => {
                 // An update conflict with a concurrent apply transaction is the common case.
-                tracing::warn!(unit, tables = %tables, error = %failure, "Periodic capture round rolled back; nothing was lost, retrying.");
+                tracing::warn!(unit, tables = %tables, error = %failure.message, "Periodic capture round rolled back (a concurrent apply of the same rows, or the error shown); nothing was lost, retrying.");
                 return false;
             }
             Err(e) => {
