@@ -59,7 +59,7 @@ async fn pg_count(env: &TestEnv, sql: &str) -> i64 {
 const BIN: &str = env!("CARGO_BIN_EXE_ponte-under-test");
 
 /// 150 customers in (accents, exact numerics), every other one updated twice, 20 deleted; 10
-/// products in, 3 of them deleted. Autocommit statements, ids from INDICE.
+/// products in, 4 of them deleted. Autocommit statements, ids from INDICE.
 fn legacy_stream(db: &str) -> anyhow::Result<()> {
     let mut conn = legacy_session(db, "WIN1252")?;
     let mut ids = Vec::new();
