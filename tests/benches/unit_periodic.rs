@@ -14,19 +14,9 @@ use std::time::Instant;
 use anyhow::ensure;
 use ponte::capture::periodic::run_round;
 use ponte_tests::measure::env_or;
-use ponte_tests::upstream::upstream_toml;
+use ponte_tests::upstream::{upstream_toml, FbCliente};
 use ponte_tests::{TestEnv, UnitSpec};
 use rsfbclient::prelude::*;
-
-/// ID, NOME, EMAIL, CIDADE, ATIVO, LIMITE_CREDITO as text.
-type ClienteRow = (
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-);
 
 fn timed<T>(
     what: &str,
@@ -74,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
         println!("unit periodic capture, CLIENTES with {rows} rows, one unit (Firebird on 127.0.0.1)");
         let (_, raw_count) = timed("raw: SELECT COUNT(*)", rows, || count(&mut conn, "SELECT COUNT(*) FROM CLIENTES"))?;
         let (read, raw_read) = timed("raw: read every row to the host", rows, || {
-            let all: Vec<ClienteRow> = conn.query(
+            let all: Vec<FbCliente> = conn.query(
                 "SELECT ID, NOME, EMAIL, CIDADE, ATIVO, CAST(LIMITE_CREDITO AS VARCHAR(30)) FROM CLIENTES",
                 (),
             )?;

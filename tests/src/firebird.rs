@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
+use rsfbclient::Queryable;
 
 /// Directory for test databases (writable by the firebird user).
 pub const DB_DIR: &str = "/tmp/ponte-fb";
@@ -84,4 +85,12 @@ pub fn connect(db: &str) -> anyhow::Result<ponte::firebird::FbConn> {
         timeout_ms: 30_000,
     };
     ponte::firebird::connect(db, &config).with_context(|| format!("connecting to {db}"))
+}
+
+/// The one BIGINT `sql` returns, on a connection of its own to `db` (-1 when it returns no row).
+pub fn scalar(db: &str, sql: &str) -> anyhow::Result<i64> {
+    let mut conn = connect(db)?;
+    let row: Option<(i64,)> = conn.query_first(sql, ())?;
+    let _ = conn.close();
+    Ok(row.map(|(n,)| n).unwrap_or(-1))
 }

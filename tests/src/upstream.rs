@@ -117,7 +117,7 @@ pub type Cliente = (
 );
 
 /// A CLIENTES row as Firebird returns it (ATIVO as 'S'/'N').
-type FbCliente = (
+pub type FbCliente = (
     i64,
     String,
     Option<String>,
@@ -154,10 +154,7 @@ pub async fn pg_customers(env: &TestEnv, lo: i64, hi: i64) -> anyhow::Result<Vec
 
 /// Rows left in a unit's SYNC_LOG.
 pub fn sync_log_count(db: &str) -> anyhow::Result<i64> {
-    let mut conn = crate::firebird::connect(db)?;
-    let row: Option<(i64,)> = conn.query_first("SELECT COUNT(*) FROM SYNC_LOG", ())?;
-    let _ = conn.close();
-    Ok(row.map(|(n,)| n).unwrap_or(-1))
+    crate::firebird::scalar(db, "SELECT COUNT(*) FROM SYNC_LOG")
 }
 
 /// Polls `check` (blocking work allowed) every 250 ms until it returns Ok(true) or `limit` passes.

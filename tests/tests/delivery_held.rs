@@ -9,7 +9,6 @@ use std::time::Duration;
 use ponte::daemon::Roles;
 use ponte_tests::upstream::wait_until;
 use ponte_tests::{check, firebird, TestEnv, UnitSpec, TRANSFORMS_DIR};
-use rsfbclient::prelude::*;
 
 fn product(id: i64) -> String {
     format!(
@@ -58,12 +57,6 @@ async fn write_probe_then_products(env: &TestEnv, products: i64) {
     .unwrap();
 }
 
-fn count(db: &str, sql: &str) -> i64 {
-    let mut conn = firebird::connect(db).unwrap();
-    let row: Option<(i64,)> = conn.query_first(sql, ()).unwrap();
-    row.map(|(n,)| n).unwrap_or(-1)
-}
-
 fn drop_transform(env: &TestEnv) {
     let tmp = env.transforms_dir.join(".versioned.wasm.tmp");
     std::fs::copy(Path::new(TRANSFORMS_DIR).join("versioned_a.wasm"), &tmp).unwrap();
@@ -97,10 +90,11 @@ async fn a_held_change_keeps_its_place_and_applies_when_its_transform_arrives() 
     // The probe change waits for its transform; the products behind it must wait with it.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let dbc = db.clone();
-    let products =
-        tokio::task::spawn_blocking(move || count(&dbc, "SELECT COUNT(*) FROM PRODUTOS"))
-            .await
-            .unwrap();
+    let products = tokio::task::spawn_blocking(move || {
+        firebird::scalar(&dbc, "SELECT COUNT(*) FROM PRODUTOS").unwrap()
+    })
+    .await
+    .unwrap();
     assert_eq!(
         products, 0,
         "a later change of the unit overtook the held one"
@@ -120,8 +114,8 @@ async fn a_held_change_keeps_its_place_and_applies_when_its_transform_arrives() 
             let db = db.clone();
             async move {
                 Ok(tokio::task::spawn_blocking(move || {
-                    count(&db, "SELECT COUNT(*) FROM PROBE") == 1
-                        && count(&db, "SELECT COUNT(*) FROM PRODUTOS") == 3
+                    firebird::scalar(&db, "SELECT COUNT(*) FROM PROBE").unwrap() == 1
+                        && firebird::scalar(&db, "SELECT COUNT(*) FROM PRODUTOS").unwrap() == 3
                 })
                 .await?)
             }
@@ -197,7 +191,7 @@ async fn a_unit_whose_held_deliveries_fill_its_prefetch_says_so() {
             let db = db.clone();
             async move {
                 Ok(tokio::task::spawn_blocking(move || {
-                    count(&db, "SELECT COUNT(*) FROM PRODUTOS") == 10
+                    firebird::scalar(&db, "SELECT COUNT(*) FROM PRODUTOS").unwrap() == 10
                 })
                 .await?)
             }

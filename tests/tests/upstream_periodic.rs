@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use ponte::daemon::Roles;
+use ponte_tests::firebird::scalar;
 use ponte_tests::process::HostProcess;
 use ponte_tests::upstream::{
     fb_clientes, legacy_next_id, legacy_session, pg_customers, start_killable, sync_log_count,
@@ -43,13 +44,6 @@ async fn periodic_env(units: &[UnitSpec], every: &str) -> TestEnv {
         .await
         .expect("capture install");
     env
-}
-
-fn scalar(db: &str, sql: &str) -> i64 {
-    let mut conn = ponte_tests::firebird::connect(db).unwrap();
-    let row: Option<(i64,)> = conn.query_first(sql, ()).unwrap();
-    let _ = conn.close();
-    row.map(|(n,)| n).unwrap_or(-1)
 }
 
 async fn pg_count(env: &TestEnv, sql: &str) -> i64 {
@@ -117,12 +111,13 @@ async fn periodic_capture_without_triggers_loses_duplicates_and_echoes_nothing()
             scalar(
                 d,
                 "SELECT COUNT(*) FROM RDB$TRIGGERS WHERE RDB$TRIGGER_NAME STARTING WITH 'SYNC$'"
-            ),
+            )
+            .unwrap(),
             0,
             "no trigger at the units"
         );
         assert_eq!(
-            scalar(d, "SELECT COUNT(*) FROM SYNC_PERIODIC_TABLE"),
+            scalar(d, "SELECT COUNT(*) FROM SYNC_PERIODIC_TABLE").unwrap(),
             2,
             "both tables under periodic capture"
         );
@@ -173,6 +168,7 @@ async fn periodic_capture_without_triggers_loses_duplicates_and_echoes_nothing()
             &d,
             &format!("SELECT COUNT(*) FROM PRODUTOS WHERE ID >= {lo} AND ID < {hi}"),
         )
+        .unwrap()
     };
     assert_eq!(products(d2.clone()), 6);
     wait_until(
@@ -314,7 +310,7 @@ async fn a_local_change_overwritten_before_the_round_is_still_captured() {
         "PostgreSQL's change applied at the unit",
         || {
             let (d2, sql) = (d2.clone(), unit_price.clone());
-            async move { Ok(tokio::task::spawn_blocking(move || scalar(&d2, &sql)).await? == 999) }
+            async move { Ok(tokio::task::spawn_blocking(move || scalar(&d2, &sql)).await?? == 999) }
         },
     )
     .await
@@ -535,7 +531,7 @@ async fn a_long_transaction_a_burst_and_a_kill_lose_and_repeat_nothing() {
         async move {
             let sql = "SELECT COUNT(*) FROM MON$STATEMENTS WHERE MON$STATE = 1 \
                        AND MON$ATTACHMENT_ID <> CURRENT_CONNECTION AND MON$SQL_TEXT CONTAINING 'SYNC_PERIODIC'";
-            Ok(tokio::task::spawn_blocking(move || scalar(&d2, sql)).await? > 0)
+            Ok(tokio::task::spawn_blocking(move || scalar(&d2, sql)).await?? > 0)
         }
     })
     .await
@@ -546,7 +542,7 @@ async fn a_long_transaction_a_burst_and_a_kill_lose_and_repeat_nothing() {
         async move {
             let sql = "SELECT COUNT(*) FROM MON$ATTACHMENTS WHERE MON$ATTACHMENT_ID <> CURRENT_CONNECTION \
                        AND MON$REMOTE_PROCESS CONTAINING 'ponte-under-test'";
-            Ok(tokio::task::spawn_blocking(move || scalar(&d2, sql)).await? == 0)
+            Ok(tokio::task::spawn_blocking(move || scalar(&d2, sql)).await?? == 0)
         }
     })
     .await
@@ -555,7 +551,8 @@ async fn a_long_transaction_a_burst_and_a_kill_lose_and_repeat_nothing() {
     let recorded = scalar(
         &d2,
         "SELECT COUNT(*) FROM SYNC_PERIODIC WHERE TABLE_NAME = 'CLIENTES'",
-    );
+    )
+    .unwrap();
     assert!(
         recorded == 0 || recorded == 10_000,
         "a half-done round: {recorded} fingerprints"

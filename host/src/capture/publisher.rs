@@ -75,17 +75,17 @@ impl CapturePublisher {
         );
         let mut backoff = Backoff::default();
         let poll = Duration::from_millis(self.config.upstream.poll_interval_ms);
-        let periodic = periodic_tables(&self.config);
-        let mut due_at: BTreeMap<String, Instant> = periodic
-            .iter()
-            .map(|(table, _, _)| (table.clone(), Instant::now()))
+        // Periodic tables: when each is due next, and how often it runs.
+        let mut due_at: BTreeMap<String, (Instant, Duration)> = periodic_tables(&self.config)
+            .into_iter()
+            .map(|(table, every)| (table, (Instant::now(), every)))
             .collect();
         tracing::info!(unit = self.unit.id, "Capture publisher started.");
         while !shutdown.is_cancelled() {
             let now = Instant::now();
             let due: Vec<String> = due_at
                 .iter()
-                .filter(|(_, at)| **at <= now)
+                .filter(|(_, (at, _))| *at <= now)
                 .map(|(table, _)| table.clone())
                 .collect();
             if !due.is_empty() {
@@ -95,13 +95,15 @@ impl CapturePublisher {
                     _ = shutdown.cancelled() => break,
                     r = self.periodic_round(&mut worker, due.clone()) => r,
                 };
-                for (table, _, every) in periodic.iter().filter(|(t, _, _)| due.contains(t)) {
-                    let wait = if ok {
-                        *every
-                    } else {
-                        (*every).min(RETRY_ROUND)
-                    };
-                    due_at.insert(table.clone(), now + wait);
+                for table in &due {
+                    if let Some((at, every)) = due_at.get_mut(table) {
+                        *at = now
+                            + if ok {
+                                *every
+                            } else {
+                                (*every).min(RETRY_ROUND)
+                            };
+                    }
                 }
             }
             // Stopping mid-round is safe: a log row is deleted only after its confirm, and a
@@ -132,6 +134,7 @@ impl CapturePublisher {
             };
             let next_round = due_at
                 .values()
+                .map(|(at, _)| *at)
                 .min()
                 .map(|at| at.saturating_duration_since(Instant::now()));
             let delay = next_round.map_or(delay, |d| d.min(delay));

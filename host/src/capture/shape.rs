@@ -200,7 +200,7 @@ impl TableShape {
     /// trimmed; text escaped for JSON). Appended piece by piece to a blob, so no intermediate
     /// string meets the 32 KB VARCHAR limit.
     pub fn image_psql(&self) -> String {
-        self.image_psql_of(&|c: &FbColumn| format!("NEW.\"{}\"", c.name))
+        self.image_psql_of(&|_, c: &FbColumn| format!("NEW.\"{}\"", c.name))
     }
 
     /// The columns of the row image (every column but binary blobs), in position order.
@@ -210,12 +210,12 @@ impl TableShape {
             .filter(|c| c.kind != ColumnKind::Unsupported)
     }
 
-    /// [`TableShape::image_psql`] reading each column's value from `value(column)` (a record
-    /// field or a PSQL variable).
-    pub fn image_psql_of(&self, value: &dyn Fn(&FbColumn) -> String) -> String {
+    /// [`TableShape::image_psql`] reading each column's value from `value(position, column)`
+    /// (a record field or a PSQL variable; `position` counts the image columns only).
+    pub fn image_psql_of(&self, value: &dyn Fn(usize, &FbColumn) -> String) -> String {
         let mut out = String::from("IMG = '{';\n");
         for (i, c) in self.image_columns().enumerate() {
-            let col = value(c);
+            let col = value(i, c);
             let quoted = |e: String| format!("COALESCE('\"' || {e} || '\"', 'null')");
             let value = match c.kind {
                 ColumnKind::Int => format!("COALESCE(CAST({col} AS VARCHAR(20)), 'null')"),

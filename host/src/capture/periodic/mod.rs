@@ -23,18 +23,22 @@ use super::shape::TableShape;
 use crate::config::{Config, UnitCapture};
 use crate::firebird::{FbConn, Prepared};
 
-/// The periodic tables of the config: (Firebird table, downstream table, every).
-pub fn periodic_tables(config: &Config) -> Vec<(String, String, Duration)> {
+/// The periodic tables of the config: (Firebird table, every).
+pub fn periodic_tables(config: &Config) -> Vec<(String, Duration)> {
     config
         .upstream
         .tables
         .iter()
         .filter(|(_, t)| t.capture == UnitCapture::Periodic)
-        .map(|(name, t)| {
-            let every = t.every.unwrap_or(Duration::from_secs(300));
-            (name.clone(), t.downstream().to_string(), every)
-        })
+        .map(|(name, t)| (name.clone(), t.every.unwrap_or(Duration::from_secs(300))))
         .collect()
+}
+
+/// The tables under periodic capture at this unit (seeded by `capture install`).
+fn installed_tables(conn: &mut FbConn) -> Result<Vec<String>, FbError> {
+    let rows: Vec<(String,)> =
+        conn.query("SELECT TRIM(TABLE_NAME) FROM SYNC_PERIODIC_TABLE", ())?;
+    Ok(rows.into_iter().map(|(t,)| t).collect())
 }
 
 /// Downstream table -> the periodic unit tables its changes write, with their change columns:
@@ -77,8 +81,7 @@ impl ApplyShadow {
         if !batch.iter().any(|c| targets.0.contains_key(&c.table)) {
             return Ok(shadow);
         }
-        let seeded: Vec<(String,)> =
-            conn.query("SELECT TRIM(TABLE_NAME) FROM SYNC_PERIODIC_TABLE", ())?;
+        let installed = installed_tables(conn)?;
         let mut by_table: BTreeMap<&str, usize> = BTreeMap::new();
         let mut seen: HashSet<(usize, &str)> = HashSet::new();
         for change in batch {
@@ -86,7 +89,7 @@ impl ApplyShadow {
                 continue;
             };
             for (unit_table, change_column) in units {
-                if !seeded.iter().any(|(t,)| t == unit_table) {
+                if !installed.contains(unit_table) {
                     continue;
                 }
                 let at = match by_table.get(unit_table.as_str()) {
@@ -163,14 +166,13 @@ fn round_tables(
     config: &Config,
     due: &[String],
 ) -> Result<RoundReport, FbError> {
-    let seeded: Vec<(String,)> =
-        conn.query("SELECT TRIM(TABLE_NAME) FROM SYNC_PERIODIC_TABLE", ())?;
+    let installed = installed_tables(conn)?;
     let mut report = RoundReport::default();
     for table in due {
         let Some(t) = config.upstream.tables.get(table) else {
             continue;
         };
-        if !seeded.iter().any(|(s,)| s == table) {
+        if !installed.contains(table) {
             report.not_installed.push(table.clone());
             continue;
         }

@@ -4,6 +4,11 @@
 use crate::capture::shape::{ColumnKind, FbColumn, TableShape};
 use crate::lifecycle::verify::canon::fb_terms;
 
+/// The PSQL variable holding the image column at `position`.
+fn variable(position: usize) -> String {
+    format!("C{position}")
+}
+
 /// Builds the PSQL of one table.
 pub(super) struct Builder<'a> {
     pub(super) shape: &'a TableShape,
@@ -21,7 +26,7 @@ impl Builder<'_> {
         self.shape
             .image_columns()
             .enumerate()
-            .map(|(i, c)| (format!("C{i}"), c))
+            .map(|(i, c)| (variable(i), c))
             .collect()
     }
 
@@ -111,14 +116,7 @@ impl Builder<'_> {
             None => String::new(),
         };
         let logged = if log {
-            let image = self.shape.image_psql_of(&|c: &FbColumn| {
-                let var = columns
-                    .iter()
-                    .find(|(_, col)| col.name == c.name)
-                    .map(|(v, _)| v.clone())
-                    .unwrap_or_default();
-                var
-            });
+            let image = self.shape.image_psql_of(&|i, _| variable(i));
             format!(
                 "{image}\n{}",
                 self.log("IIF(:S IS NULL, 'I', 'U')", ":CHANGED", ":IMG")
@@ -189,25 +187,22 @@ impl Builder<'_> {
                 _ => "P0 = K;\n".into(),
             };
         }
-        let assign = |target: &str| {
-            let arms: Vec<String> = (0..n)
-                .map(|i| format!("IF (J = {i}) THEN P{i} = {target};"))
-                .collect();
-            arms.join(" ELSE ")
-        };
+        // `P`, the part read so far, goes into the J-th key variable.
+        let assign: Vec<String> = (0..n)
+            .map(|i| format!("IF (J = {i}) THEN P{i} = P;"))
+            .collect();
+        let assign = assign.join(" ELSE ");
         format!(
             "P = ''; J = 0; I = 1;\n\
              WHILE (I <= CHAR_LENGTH(K)) DO\n\
              BEGIN\n\
              CH = SUBSTRING(K FROM I FOR 1);\n\
              IF (CH = '\\') THEN BEGIN I = I + 1; P = P || SUBSTRING(K FROM I FOR 1); END\n\
-             ELSE IF (CH = '|') THEN BEGIN {each} J = J + 1; P = ''; END\n\
+             ELSE IF (CH = '|') THEN BEGIN {assign} J = J + 1; P = ''; END\n\
              ELSE P = P || CH;\n\
              I = I + 1;\n\
              END\n\
-             {last}\n",
-            each = assign("P"),
-            last = assign("P"),
+             {assign}\n"
         )
     }
 
